@@ -8,7 +8,11 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["kpr/v1/codes.proto", "kpr/v1/events.proto", "kpr/v1/ingest.proto"];
+    let files = [
+        "kpr/v1/codes.proto",
+        "kpr/v1/events.proto",
+        "kpr/v1/ingest.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
     }

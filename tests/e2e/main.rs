@@ -1,1 +1,13 @@
-//! e2e
+//! End-to-end tests of the register: the real gRPC server (in-process on port 0, or
+//! the real `kpr` binary as a child process) over a real sled log in a temp dir, and
+//! a real tonic client. One test binary for the whole suite.
+
+// Test code: a failed step must panic with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod bad_input;
+mod crash;
+mod ingest_api;
+mod privacy;

@@ -343,7 +343,9 @@ impl Payload {
     /// date is the corrected event's, which only the state knows.
     pub fn effective_date(&self) -> Option<Date> {
         Some(match self {
-            Payload::ServiceApplied { application_date, .. } => *application_date,
+            Payload::ServiceApplied {
+                application_date, ..
+            } => *application_date,
             Payload::ServiceDecided(d) => d.decision_date,
             Payload::ServiceStarted { start_date } => *start_date,
             Payload::ServiceHoursChanged { effective_date, .. } => *effective_date,

@@ -66,7 +66,9 @@ pub enum MunicipalityError {
     #[error("unknown municipality code {0}")]
     Unknown(String),
     /// A code retired on 1 January 2024, used for a later date.
-    #[error("municipality code {code} was retired on 2024-01-01; use {successor} for dates from then on")]
+    #[error(
+        "municipality code {code} was retired on 2024-01-01; use {successor} for dates from then on"
+    )]
     Retired {
         /// The old code.
         code: String,
@@ -74,10 +76,14 @@ pub enum MunicipalityError {
         successor: String,
     },
     /// 1507 after 2024.
-    #[error("municipality code 1507 (Ålesund) was split on 2024-01-01 into 1508 Ålesund and 1580 Haram; use one of them")]
+    #[error(
+        "municipality code 1507 (Ålesund) was split on 2024-01-01 into 1508 Ålesund and 1580 Haram; use one of them"
+    )]
     SplitRetired,
     /// 1507 before 2024 without a successor.
-    #[error("municipality 1507 (Ålesund) was split on 2024-01-01: give successor_municipality 1508 or 1580")]
+    #[error(
+        "municipality 1507 (Ålesund) was split on 2024-01-01: give successor_municipality 1508 or 1580"
+    )]
     SplitNeedsSuccessor,
     /// Successor given where it does not apply, or not one of the split's successors.
     #[error("successor_municipality applies only to 1507 before 2024, and must be 1508 or 1580")]
@@ -129,12 +135,19 @@ impl Registry {
             }
         }
         let mut old_to_new: BTreeMap<MunicipalityCode, Vec<MunicipalityCode>> = BTreeMap::new();
-        for row in KOMMUNER_2020_TIL_2024.lines().skip(1).filter(|l| !l.is_empty()) {
+        for row in KOMMUNER_2020_TIL_2024
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+        {
             let cols: Vec<&str> = row.split(',').collect();
             if cols.len() < 5 {
                 continue;
             }
-            if let (Some(old), Some(new)) = (MunicipalityCode::from_text(cols[0]), MunicipalityCode::from_text(cols[2])) {
+            if let (Some(old), Some(new)) = (
+                MunicipalityCode::from_text(cols[0]),
+                MunicipalityCode::from_text(cols[2]),
+            ) {
                 old_to_new.entry(old).or_default().push(new);
             }
         }
@@ -146,7 +159,11 @@ impl Registry {
                 (cols.len() >= 2).then(|| (cols[0].to_string(), cols[1].to_string()))
             })
             .collect();
-        Registry { current, old_to_new, counties }
+        Registry {
+            current,
+            old_to_new,
+            counties,
+        }
     }
 
     /// All 2024 municipalities in code order.
@@ -167,7 +184,12 @@ impl Registry {
     /// The 2024 code an event counts under (SPEC 2 and 5.4): a 2024 code for any date,
     /// a code retired on 1 January 2024 only for earlier dates, and 1507 only with an
     /// explicit successor. `successor` is empty when not given.
-    pub fn resolve(&self, code: &str, successor: &str, on: Date) -> Result<MunicipalityCode, MunicipalityError> {
+    pub fn resolve(
+        &self,
+        code: &str,
+        successor: &str,
+        on: Date,
+    ) -> Result<MunicipalityCode, MunicipalityError> {
         if code.is_empty() {
             return Err(MunicipalityError::Missing);
         }
@@ -185,7 +207,10 @@ impl Registry {
         match targets.as_slice() {
             [single] => {
                 if on >= reform_2024() {
-                    return Err(MunicipalityError::Retired { code: code.to_string(), successor: single.to_string() });
+                    return Err(MunicipalityError::Retired {
+                        code: code.to_string(),
+                        successor: single.to_string(),
+                    });
                 }
                 if !successor.is_empty() {
                     return Err(MunicipalityError::BadSuccessor);
@@ -228,16 +253,46 @@ mod tests {
     #[test]
     fn resolves_codes_over_time() {
         let r = Registry::get();
-        assert_eq!(r.resolve("0301", "", d("2019-05-01")).unwrap().as_str(), "0301");
+        assert_eq!(
+            r.resolve("0301", "", d("2019-05-01")).unwrap().as_str(),
+            "0301"
+        );
         // Halden: 3001 in 2020-2023, 3101 from 2024.
-        assert_eq!(r.resolve("3001", "", d("2023-12-31")).unwrap().as_str(), "3101");
-        assert!(matches!(r.resolve("3001", "", d("2024-01-01")), Err(MunicipalityError::Retired { .. })));
-        assert_eq!(r.resolve("1507", "", d("2023-06-01")), Err(MunicipalityError::SplitNeedsSuccessor));
-        assert_eq!(r.resolve("1507", "1580", d("2023-06-01")).unwrap().as_str(), "1580");
-        assert_eq!(r.resolve("1507", "0301", d("2023-06-01")), Err(MunicipalityError::BadSuccessor));
-        assert_eq!(r.resolve("1507", "1508", d("2024-06-01")), Err(MunicipalityError::SplitRetired));
-        assert_eq!(r.resolve("9999", "", d("2024-06-01")), Err(MunicipalityError::Unknown("9999".into())));
-        assert_eq!(r.resolve("301", "", d("2024-06-01")), Err(MunicipalityError::Format));
-        assert_eq!(r.resolve("0301", "1508", d("2024-06-01")), Err(MunicipalityError::BadSuccessor));
+        assert_eq!(
+            r.resolve("3001", "", d("2023-12-31")).unwrap().as_str(),
+            "3101"
+        );
+        assert!(matches!(
+            r.resolve("3001", "", d("2024-01-01")),
+            Err(MunicipalityError::Retired { .. })
+        ));
+        assert_eq!(
+            r.resolve("1507", "", d("2023-06-01")),
+            Err(MunicipalityError::SplitNeedsSuccessor)
+        );
+        assert_eq!(
+            r.resolve("1507", "1580", d("2023-06-01")).unwrap().as_str(),
+            "1580"
+        );
+        assert_eq!(
+            r.resolve("1507", "0301", d("2023-06-01")),
+            Err(MunicipalityError::BadSuccessor)
+        );
+        assert_eq!(
+            r.resolve("1507", "1508", d("2024-06-01")),
+            Err(MunicipalityError::SplitRetired)
+        );
+        assert_eq!(
+            r.resolve("9999", "", d("2024-06-01")),
+            Err(MunicipalityError::Unknown("9999".into()))
+        );
+        assert_eq!(
+            r.resolve("301", "", d("2024-06-01")),
+            Err(MunicipalityError::Format)
+        );
+        assert_eq!(
+            r.resolve("0301", "1508", d("2024-06-01")),
+            Err(MunicipalityError::BadSuccessor)
+        );
     }
 }

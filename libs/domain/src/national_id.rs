@@ -72,7 +72,7 @@ pub fn check_national_id(text: &str, allow_synthetic: bool) -> Result<IdFacts, I
     let d: Vec<u32> = bytes.iter().map(|b| u32::from(b - b'0')).collect();
 
     let sum2: u32 = WEIGHTS_2.iter().zip(&d).map(|(w, x)| w * x).sum::<u32>() + d[10];
-    if sum2 % 11 != 0 {
+    if !sum2.is_multiple_of(11) {
         return Err(IdError::ControlDigit2);
     }
     // The first control digit carries weight 1 in the sum: the classic rule wants the
@@ -127,7 +127,11 @@ pub fn check_national_id(text: &str, allow_synthetic: bool) -> Result<IdFacts, I
     {
         return Err(IdError::DateDigits);
     }
-    let sex = if d[8] % 2 == 1 { Sex::Male } else { Sex::Female };
+    let sex = if d[8] % 2 == 1 {
+        Sex::Male
+    } else {
+        Sex::Female
+    };
     Ok(IdFacts {
         kind,
         synthetic,
@@ -206,19 +210,37 @@ mod tests {
 
     #[test]
     fn centuries() {
-        assert_eq!(check_national_id(&make("010160500"), false).map(|f| f.birth_year), Ok(Some(1860)));
-        assert_eq!(check_national_id(&make("010110500"), false).map(|f| f.birth_year), Ok(Some(2010)));
-        assert_eq!(check_national_id(&make("010145900"), false).map(|f| f.birth_year), Ok(Some(1945)));
-        assert_eq!(check_national_id(&make("010145600"), false).map(|f| f.birth_year), Ok(None));
+        assert_eq!(
+            check_national_id(&make("010160500"), false).map(|f| f.birth_year),
+            Ok(Some(1860))
+        );
+        assert_eq!(
+            check_national_id(&make("010110500"), false).map(|f| f.birth_year),
+            Ok(Some(2010))
+        );
+        assert_eq!(
+            check_national_id(&make("010145900"), false).map(|f| f.birth_year),
+            Ok(Some(1945))
+        );
+        assert_eq!(
+            check_national_id(&make("010145600"), false).map(|f| f.birth_year),
+            Ok(None)
+        );
     }
 
     #[test]
     fn d_h_and_synthetic_numbers() {
-        assert_eq!(check_national_id(&make("550550124"), false).map(|f| f.kind), Ok(IdKind::DNumber));
+        assert_eq!(
+            check_national_id(&make("550550124"), false).map(|f| f.kind),
+            Ok(IdKind::DNumber)
+        );
         let h = check_national_id(&make("154550124"), false).unwrap();
         assert_eq!((h.kind, h.sex), (IdKind::HNumber, Some(Sex::Female)));
         let synthetic = make("158550124");
-        assert_eq!(check_national_id(&synthetic, false), Err(IdError::SyntheticNotAllowed));
+        assert_eq!(
+            check_national_id(&synthetic, false),
+            Err(IdError::SyntheticNotAllowed)
+        );
         assert!(check_national_id(&synthetic, true).unwrap().synthetic);
     }
 
@@ -227,25 +249,42 @@ mod tests {
         let id = make("150550123");
         let mut wrong = id.clone().into_bytes();
         wrong[10] = b'0' + (wrong[10] - b'0' + 1) % 10;
-        assert_eq!(check_national_id(std::str::from_utf8(&wrong).unwrap(), false), Err(IdError::ControlDigit2));
+        assert_eq!(
+            check_national_id(std::str::from_utf8(&wrong).unwrap(), false),
+            Err(IdError::ControlDigit2)
+        );
         assert_eq!(check_national_id("1234567890", false), Err(IdError::Format));
-        assert_eq!(check_national_id("1505501234a", false), Err(IdError::Format));
+        assert_eq!(
+            check_national_id("1505501234a", false),
+            Err(IdError::Format)
+        );
         assert_eq!(check_national_id("", false), Err(IdError::Missing));
-        assert_eq!(check_national_id(&make("310250123"), false), Err(IdError::DateDigits));
+        assert_eq!(
+            check_national_id(&make("310250123"), false),
+            Err(IdError::DateDigits)
+        );
     }
 
     #[test]
     fn rule_2032_ids_give_no_year_or_sex() {
         // Find a first control digit that leaves remainder 2, then a matching second one.
         let nine = [1u8, 5, 0, 5, 5, 0, 1, 2, 3];
-        let base: u32 = WEIGHTS_1.iter().zip(&nine).map(|(w, &x)| w * u32::from(x)).sum();
+        let base: u32 = WEIGHTS_1
+            .iter()
+            .zip(&nine)
+            .map(|(w, &x)| w * u32::from(x))
+            .sum();
         let k1 = (0..10u32).find(|k| (base + k) % 11 == 2).unwrap();
         let mut ten: Vec<u32> = nine.iter().map(|&x| u32::from(x)).collect();
         ten.push(k1);
         let s2: u32 = WEIGHTS_2.iter().zip(&ten).map(|(w, x)| w * x).sum();
-        let k2 = (0..10u32).find(|k| (s2 + k) % 11 == 0);
+        let k2 = (0..10u32).find(|k| (s2 + k).is_multiple_of(11));
         if let Some(k2) = k2 {
-            let id: String = ten.iter().chain(std::iter::once(&k2)).map(|d| char::from(b'0' + *d as u8)).collect();
+            let id: String = ten
+                .iter()
+                .chain(std::iter::once(&k2))
+                .map(|d| char::from(b'0' + *d as u8))
+                .collect();
             let facts = check_national_id(&id, false).unwrap();
             assert!(facts.rule_2032);
             assert_eq!((facts.birth_year, facts.sex), (None, None));

@@ -19,7 +19,11 @@ pub struct Pseudonym(pub [u8; 32]);
 impl std::fmt::Debug for Pseudonym {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Short form: enough to tell pseudonyms apart in a debug print.
-        write!(f, "Pseudonym({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "Pseudonym({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 

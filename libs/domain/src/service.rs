@@ -76,35 +76,173 @@ use ServiceGroup as G;
 
 /// The code table of SPEC 3, in code order.
 pub const SERVICES: [ServiceInfo; 25] = [
-    info(1, "Praktisk bistand – daglige gjøremål", "practical help, daily tasks", H, G::Home),
-    info(2, "Praktisk bistand – opplæring – daglige gjøremål", "training in daily tasks", H, G::Home),
-    info(3, "Brukerstyrt personlig assistanse (BPA)", "user-controlled personal assistance", H, G::Home),
-    info(4, "Dagaktivitetstilbud", "day activity place", H, G::Activity),
+    info(
+        1,
+        "Praktisk bistand – daglige gjøremål",
+        "practical help, daily tasks",
+        H,
+        G::Home,
+    ),
+    info(
+        2,
+        "Praktisk bistand – opplæring – daglige gjøremål",
+        "training in daily tasks",
+        H,
+        G::Home,
+    ),
+    info(
+        3,
+        "Brukerstyrt personlig assistanse (BPA)",
+        "user-controlled personal assistance",
+        H,
+        G::Home,
+    ),
+    info(
+        4,
+        "Dagaktivitetstilbud",
+        "day activity place",
+        H,
+        G::Activity,
+    ),
     info(5, "Matombringing", "meals on wheels", P, G::Activity),
     info(6, "Trygghetsalarm", "safety alarm", P, G::WelfareTechnology),
-    info(7, "Avlastning utenfor institusjon", "respite outside institution", H, G::Home),
-    info(8, "Avlastning i institusjon", "respite stay in institution", D, G::Institution),
+    info(
+        7,
+        "Avlastning utenfor institusjon",
+        "respite outside institution",
+        H,
+        G::Home,
+    ),
+    info(
+        8,
+        "Avlastning i institusjon",
+        "respite stay in institution",
+        D,
+        G::Institution,
+    ),
     info(9, "Støttekontakt", "support contact", H, G::Activity),
     info(11, "Omsorgsstønad", "caregiver allowance", H, G::Home),
-    info(14, "Tvang – psykisk utviklingshemmede", "coercion measures", P, G::Coercion),
-    info(15, "Helsetjenester i hjemmet", "home health care (home nursing)", H, G::Home),
-    info(17, "Dagopphold i institusjon", "day stay in institution", H, G::Institution),
-    info(18, "Tidsbegrenset opphold – utredning/behandling", "short-term stay, assessment/treatment", D, G::Institution),
-    info(19, "Tidsbegrenset opphold – habilitering/rehabilitering", "short-term stay, (re)habilitation", D, G::Institution),
-    info(20, "Tidsbegrenset opphold – annet", "short-term stay, other", D, G::Institution),
-    info(21, "Langtidsopphold i institusjon", "long-term stay", D, G::Institution),
-    info(22, "Nattopphold i institusjon", "night stay in institution", H, G::Institution),
-    info(23, "Tvang – psykisk utviklingshemmede (annet grunnlag)", "coercion measures", P, G::Coercion),
-    info(24, "Helsehjelp med tvang", "compulsory health care", P, G::Coercion),
-    info(25, "Kommunal øyeblikkelig hjelp – døgnopphold", "municipal acute 24-hour bed", D, G::Institution),
-    info(26, "Lokaliseringsteknologi", "location technology", P, G::WelfareTechnology),
-    info(27, "Elektronisk medisineringsstøtte", "electronic medication support", P, G::WelfareTechnology),
-    info(28, "Digitalt tilsyn", "digital supervision", P, G::WelfareTechnology),
-    info(29, "Bolig kommunen disponerer for helse- og omsorgsformål", "municipal care housing", P, G::Housing),
+    info(
+        14,
+        "Tvang – psykisk utviklingshemmede",
+        "coercion measures",
+        P,
+        G::Coercion,
+    ),
+    info(
+        15,
+        "Helsetjenester i hjemmet",
+        "home health care (home nursing)",
+        H,
+        G::Home,
+    ),
+    info(
+        17,
+        "Dagopphold i institusjon",
+        "day stay in institution",
+        H,
+        G::Institution,
+    ),
+    info(
+        18,
+        "Tidsbegrenset opphold – utredning/behandling",
+        "short-term stay, assessment/treatment",
+        D,
+        G::Institution,
+    ),
+    info(
+        19,
+        "Tidsbegrenset opphold – habilitering/rehabilitering",
+        "short-term stay, (re)habilitation",
+        D,
+        G::Institution,
+    ),
+    info(
+        20,
+        "Tidsbegrenset opphold – annet",
+        "short-term stay, other",
+        D,
+        G::Institution,
+    ),
+    info(
+        21,
+        "Langtidsopphold i institusjon",
+        "long-term stay",
+        D,
+        G::Institution,
+    ),
+    info(
+        22,
+        "Nattopphold i institusjon",
+        "night stay in institution",
+        H,
+        G::Institution,
+    ),
+    info(
+        23,
+        "Tvang – psykisk utviklingshemmede (annet grunnlag)",
+        "coercion measures",
+        P,
+        G::Coercion,
+    ),
+    info(
+        24,
+        "Helsehjelp med tvang",
+        "compulsory health care",
+        P,
+        G::Coercion,
+    ),
+    info(
+        25,
+        "Kommunal øyeblikkelig hjelp – døgnopphold",
+        "municipal acute 24-hour bed",
+        D,
+        G::Institution,
+    ),
+    info(
+        26,
+        "Lokaliseringsteknologi",
+        "location technology",
+        P,
+        G::WelfareTechnology,
+    ),
+    info(
+        27,
+        "Elektronisk medisineringsstøtte",
+        "electronic medication support",
+        P,
+        G::WelfareTechnology,
+    ),
+    info(
+        28,
+        "Digitalt tilsyn",
+        "digital supervision",
+        P,
+        G::WelfareTechnology,
+    ),
+    info(
+        29,
+        "Bolig kommunen disponerer for helse- og omsorgsformål",
+        "municipal care housing",
+        P,
+        G::Housing,
+    ),
 ];
 
-const fn info(code: u8, name_nb: &'static str, name_en: &'static str, measure: Measure, group: ServiceGroup) -> ServiceInfo {
-    ServiceInfo { code, name_nb, name_en, measure, group }
+const fn info(
+    code: u8,
+    name_nb: &'static str,
+    name_en: &'static str,
+    measure: Measure,
+    group: ServiceGroup,
+) -> ServiceInfo {
+    ServiceInfo {
+        code,
+        name_nb,
+        name_en,
+        measure,
+        group,
+    }
 }
 
 /// Why a service code is refused.
@@ -135,14 +273,19 @@ impl ServiceCode {
         if text.is_empty() || text.len() > 3 || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ServiceCodeError::Format);
         }
-        let number: u32 = text.bytes().fold(0, |acc, b| acc * 10 + u32::from(b - b'0'));
+        let number: u32 = text
+            .bytes()
+            .fold(0, |acc, b| acc * 10 + u32::from(b - b'0'));
         ServiceCode::from_number(number)
     }
 
     /// The code from its number, refusing retired and unknown codes.
     pub fn from_number(number: u32) -> Result<ServiceCode, ServiceCodeError> {
         match number {
-            12 | 13 => Err(ServiceCodeError::RetiredWithSuccessor { code: number as u8, successor: 29 }),
+            12 | 13 => Err(ServiceCodeError::RetiredWithSuccessor {
+                code: number as u8,
+                successor: 29,
+            }),
             10 | 16 => Err(ServiceCodeError::Retired(number as u8)),
             n if SERVICES.iter().any(|s| u32::from(s.code) == n) => Ok(ServiceCode(n as u8)),
             n => Err(ServiceCodeError::Unknown(n)),
@@ -158,7 +301,10 @@ impl ServiceCode {
     pub fn info(self) -> &'static ServiceInfo {
         // Every ServiceCode was built from the table, so the search always succeeds;
         // the fallback row keeps the function total.
-        SERVICES.iter().find(|s| s.code == self.0).unwrap_or(&SERVICES[0])
+        SERVICES
+            .iter()
+            .find(|s| s.code == self.0)
+            .unwrap_or(&SERVICES[0])
     }
 
     /// Measure of this code.
@@ -210,7 +356,13 @@ mod tests {
     fn parses_and_refuses() {
         assert_eq!(ServiceCode::parse("15").unwrap().measure(), Measure::Hours);
         assert_eq!(ServiceCode::parse("08").unwrap().number(), 8);
-        assert_eq!(ServiceCode::parse("12"), Err(ServiceCodeError::RetiredWithSuccessor { code: 12, successor: 29 }));
+        assert_eq!(
+            ServiceCode::parse("12"),
+            Err(ServiceCodeError::RetiredWithSuccessor {
+                code: 12,
+                successor: 29
+            })
+        );
         assert_eq!(ServiceCode::parse("16"), Err(ServiceCodeError::Retired(16)));
         assert_eq!(ServiceCode::parse("30"), Err(ServiceCodeError::Unknown(30)));
         assert_eq!(ServiceCode::parse("x"), Err(ServiceCodeError::Format));

@@ -31,8 +31,16 @@ pub struct Precondition {
     pub description: String,
 }
 
-fn violation(rule: &'static str, subject: impl Into<String>, description: impl Into<String>) -> Precondition {
-    Precondition { rule, subject: subject.into(), description: description.into() }
+fn violation(
+    rule: &'static str,
+    subject: impl Into<String>,
+    description: impl Into<String>,
+) -> Precondition {
+    Precondition {
+        rule,
+        subject: subject.into(),
+        description: description.into(),
+    }
 }
 
 /// Identity of a service episode within a municipality (SPEC 5.4).
@@ -160,35 +168,19 @@ impl<T> MunicipalityState<T> {
 
     /// Effective date of death of a person, if reported here.
     pub fn death(&self, person: &Pseudonym) -> Option<Date> {
-        self.persons.get(person).and_then(|p| p.death.map(|(d, _)| d))
+        self.persons
+            .get(person)
+            .and_then(|p| p.death.map(|(d, _)| d))
     }
 
     /// The payload an event counts as, after corrections: `None` when voided. The
     /// latest effective correction naming the event wins (SPEC 4 and 5.4).
     pub fn effective_payload(&self, id: &EventId) -> Option<Payload> {
-        self.effective_depth(id, 0)
-    }
-
-    fn effective_depth(&self, id: &EventId, depth: u32) -> Option<Payload> {
-        // Correction chains are bounded by the log, but guard the recursion anyway.
-        if depth > 64 {
-            return None;
+        Overlay {
+            state: self,
+            extra: None,
         }
-        let record = self.events.get(id)?;
-        let mut current = Some(record.payload.clone());
-        for correction_id in self.corrections_of.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-            match self.effective_depth(correction_id, depth + 1) {
-                Some(Payload::Correction(c)) => {
-                    current = match c.action {
-                        CorrectionAction::Void => None,
-                        CorrectionAction::Replace(p) => Some(*p),
-                    }
-                }
-                // A voided correction, or one replaced by something else, has no effect.
-                _ => {}
-            }
-        }
-        current
+        .effective(id)
     }
 
     /// The effective date of an event: its payload's, or for a correction the
@@ -222,26 +214,40 @@ impl<T> MunicipalityState<T> {
         if let Payload::Correction(c) = event.payload {
             return self.check_correction(event, c);
         }
-        if let (Some(death), Some(date)) = (self.death(pseudonym), event.payload.effective_date()) {
-            if date > death && event.payload.kind() != PayloadKind::PersonDied {
-                let death_event = self.persons.get(pseudonym).and_then(|p| p.death.map(|(_, e)| e));
-                return Err(violation(
-                    "EVENT_AFTER_DEATH",
-                    death_event.map(|e| format!("event {e}")).unwrap_or_default(),
-                    format!("the person died on {death}; an event dated {date} is after the death"),
-                ));
-            }
+        if let (Some(death), Some(date)) = (self.death(pseudonym), event.payload.effective_date())
+            && date > death
+            && event.payload.kind() != PayloadKind::PersonDied
+        {
+            let death_event = self
+                .persons
+                .get(pseudonym)
+                .and_then(|p| p.death.map(|(_, e)| e));
+            return Err(violation(
+                "EVENT_AFTER_DEATH",
+                death_event
+                    .map(|e| format!("event {e}"))
+                    .unwrap_or_default(),
+                format!("the person died on {death}; an event dated {date} is after the death"),
+            ));
         }
         match event.payload {
             Payload::PersonDied { .. } => {
                 if let Some((date, id)) = self.persons.get(pseudonym).and_then(|p| p.death) {
-                    return Err(violation("ALREADY_DIED", format!("event {id}"), format!("a death on {date} is already recorded for this person")));
+                    return Err(violation(
+                        "ALREADY_DIED",
+                        format!("event {id}"),
+                        format!("a death on {date} is already recorded for this person"),
+                    ));
                 }
                 Ok(())
             }
             p if p.kind().is_service_event() => {
                 let Some(key) = event.service else {
-                    return Err(violation("SERVICE_ID_REQUIRED", "", "service events need a service_id"));
+                    return Err(violation(
+                        "SERVICE_ID_REQUIRED",
+                        "",
+                        "service events need a service_id",
+                    ));
                 };
                 let record = self.services.get(key);
                 if let Some(record) = record
@@ -249,7 +255,11 @@ impl<T> MunicipalityState<T> {
                     && let Some(owner) = self.events.get(first)
                     && owner.person != *pseudonym
                 {
-                    return Err(violation("SERVICE_OF_ANOTHER_PERSON", format!("{key}"), "this service_id belongs to another person"));
+                    return Err(violation(
+                        "SERVICE_OF_ANOTHER_PERSON",
+                        format!("{key}"),
+                        "this service_id belongs to another person",
+                    ));
                 }
                 let state = record.map(|r| &r.state).cloned().unwrap_or_default();
                 check_service_step(&state, key, p)
@@ -258,7 +268,11 @@ impl<T> MunicipalityState<T> {
         }
     }
 
-    fn check_correction(&self, event: NewEvent<'_>, c: &crate::event::Correction) -> Result<(), Precondition> {
+    fn check_correction(
+        &self,
+        event: NewEvent<'_>,
+        c: &crate::event::Correction,
+    ) -> Result<(), Precondition> {
         let Some(target) = self.events.get(&c.corrects) else {
             return Err(violation(
                 "CORRECTED_EVENT_NOT_FOUND",
@@ -267,31 +281,58 @@ impl<T> MunicipalityState<T> {
             ));
         };
         if target.person != event.person.pseudonym {
-            return Err(violation("CORRECTION_PERSON_MISMATCH", format!("event {}", c.corrects), "a correction must name the same person as the event it corrects"));
+            return Err(violation(
+                "CORRECTION_PERSON_MISMATCH",
+                format!("event {}", c.corrects),
+                "a correction must name the same person as the event it corrects",
+            ));
         }
         if target.service.as_ref() != event.service {
-            return Err(violation("CORRECTION_SERVICE_MISMATCH", format!("event {}", c.corrects), "a correction must carry the same service_id as the event it corrects"));
+            return Err(violation(
+                "CORRECTION_SERVICE_MISMATCH",
+                format!("event {}", c.corrects),
+                "a correction must carry the same service_id as the event it corrects",
+            ));
         }
         if let CorrectionAction::Replace(replacement) = &c.action {
             if replacement.kind() != target.payload.kind() {
                 return Err(violation(
                     "REPLACEMENT_KIND_MISMATCH",
                     format!("event {}", c.corrects),
-                    format!("the replacement is a {} but the corrected event is a {}", replacement.kind().field_name(), target.payload.kind().field_name()),
+                    format!(
+                        "the replacement is a {} but the corrected event is a {}",
+                        replacement.kind().field_name(),
+                        target.payload.kind().field_name()
+                    ),
                 ));
             }
-            if let (Some(death), Some(date)) = (self.death(&event.person.pseudonym), replacement.effective_date())
-                && date > death
+            if let (Some(death), Some(date)) = (
+                self.death(&event.person.pseudonym),
+                replacement.effective_date(),
+            ) && date > death
                 && replacement.kind() != PayloadKind::PersonDied
             {
-                return Err(violation("EVENT_AFTER_DEATH", "", format!("the person died on {death}; a replacement dated {date} is after the death")));
+                return Err(violation(
+                    "EVENT_AFTER_DEATH",
+                    "",
+                    format!(
+                        "the person died on {death}; a replacement dated {date} is after the death"
+                    ),
+                ));
             }
         }
         // Check the history the correction would leave behind.
         let Some(ultimate) = self.ultimate_target(&c.corrects) else {
-            return Err(violation("CORRECTED_EVENT_NOT_FOUND", format!("event {}", c.corrects), "the correction chain does not end at a stored event"));
+            return Err(violation(
+                "CORRECTED_EVENT_NOT_FOUND",
+                format!("event {}", c.corrects),
+                "the correction chain does not end at a stored event",
+            ));
         };
-        let overlay = Overlay { state: self, correction_id: event.event_id, correction: event.payload };
+        let overlay = Overlay {
+            state: self,
+            extra: Some((event.event_id, event.payload)),
+        };
         if let Some(key) = &self.events.get(&ultimate).and_then(|r| r.service.clone())
             && let Some(record) = self.services.get(key)
         {
@@ -299,14 +340,25 @@ impl<T> MunicipalityState<T> {
                 violation(
                     "CORRECTION_BREAKS_HISTORY",
                     v.subject,
-                    format!("after this correction the service history breaks {}: {}", v.rule, v.description),
+                    format!(
+                        "after this correction the service history breaks {}: {}",
+                        v.rule, v.description
+                    ),
                 )
             })?;
         }
         if let Some(person) = self.persons.get(&event.person.pseudonym) {
-            let deaths = person.deaths.iter().filter(|id| overlay.effective(id).is_some()).count();
+            let deaths = person
+                .deaths
+                .iter()
+                .filter(|id| overlay.effective(id).is_some())
+                .count();
             if deaths > 1 {
-                return Err(violation("ALREADY_DIED", "", "after this correction the person would have two deaths"));
+                return Err(violation(
+                    "ALREADY_DIED",
+                    "",
+                    "after this correction the person would have two deaths",
+                ));
             }
         }
         Ok(())
@@ -314,20 +366,45 @@ impl<T> MunicipalityState<T> {
 
     /// Applies an event (already checked, or read back from the log) and returns what
     /// `undo` needs to take it back.
-    pub fn apply(&mut self, event_id: EventId, person: Pseudonym, service: Option<ServiceKey>, payload: Payload, meta: T) -> Undo {
-        let mut undo = Undo { event_id, service: None, person: (person, self.persons.get(&person).cloned()), corrections_of: None };
+    pub fn apply(
+        &mut self,
+        event_id: EventId,
+        person: Pseudonym,
+        service: Option<ServiceKey>,
+        payload: Payload,
+        meta: T,
+    ) -> Undo {
+        let mut undo = Undo {
+            event_id,
+            service: None,
+            person: (person, self.persons.get(&person).cloned()),
+            corrections_of: None,
+        };
         let kind = payload.kind();
         let corrects = match &payload {
             Payload::Correction(c) => Some(c.corrects),
             _ => None,
         };
-        self.events.insert(event_id, EventRecord { person, service: service.clone(), payload, meta });
+        self.events.insert(
+            event_id,
+            EventRecord {
+                person,
+                service: service.clone(),
+                payload,
+                meta,
+            },
+        );
 
         if let Some(target) = corrects {
             undo.corrections_of = Some((target, self.corrections_of.get(&target).cloned()));
-            self.corrections_of.entry(target).or_default().push(event_id);
+            self.corrections_of
+                .entry(target)
+                .or_default()
+                .push(event_id);
             let ultimate = self.ultimate_target(&target);
-            let key = ultimate.and_then(|u| self.events.get(&u)).and_then(|r| r.service.clone());
+            let key = ultimate
+                .and_then(|u| self.events.get(&u))
+                .and_then(|r| r.service.clone());
             if let Some(key) = key {
                 undo.service = Some((key.clone(), self.services.get(&key).cloned()));
                 self.refold_service(&key);
@@ -344,7 +421,11 @@ impl<T> MunicipalityState<T> {
                 }
             }
         } else if kind == PayloadKind::PersonDied {
-            self.persons.entry(person).or_default().deaths.push(event_id);
+            self.persons
+                .entry(person)
+                .or_default()
+                .deaths
+                .push(event_id);
             self.refold_person(&person);
         }
         undo
@@ -372,30 +453,38 @@ impl<T> MunicipalityState<T> {
     }
 
     fn refold_service(&mut self, key: &ServiceKey) {
-        let Some(record) = self.services.get(key) else { return };
-        let state = fold_service(&record.events, |id| self.effective_payload(id), key, false).unwrap_or_default();
+        let Some(record) = self.services.get(key) else {
+            return;
+        };
+        let state = fold_service(&record.events, |id| self.effective_payload(id), key, false)
+            .unwrap_or_default();
         if let Some(record) = self.services.get_mut(key) {
             record.state = state;
         }
     }
 
     fn refold_person(&mut self, person: &Pseudonym) {
-        let Some(record) = self.persons.get(person) else { return };
-        let death = record.deaths.iter().find_map(|id| match self.effective_payload(id) {
-            Some(Payload::PersonDied { date_of_death }) => Some((date_of_death, *id)),
-            _ => None,
-        });
+        let Some(record) = self.persons.get(person) else {
+            return;
+        };
+        let death = record
+            .deaths
+            .iter()
+            .find_map(|id| match self.effective_payload(id) {
+                Some(Payload::PersonDied { date_of_death }) => Some((date_of_death, *id)),
+                _ => None,
+            });
         if let Some(record) = self.persons.get_mut(person) {
             record.death = death;
         }
     }
 }
 
-/// The state as it would be with one more correction applied, for checking it.
+/// The state, optionally with one more (not yet applied) correction: what a
+/// correction would leave behind is checked through it.
 struct Overlay<'a, T> {
     state: &'a MunicipalityState<T>,
-    correction_id: EventId,
-    correction: &'a Payload,
+    extra: Option<(EventId, &'a Payload)>,
 }
 
 impl<T> Overlay<'_, T> {
@@ -404,20 +493,30 @@ impl<T> Overlay<'_, T> {
     }
 
     fn effective_depth(&self, id: &EventId, depth: u32) -> Option<Payload> {
+        // Correction chains are bounded by the log, but guard the recursion anyway.
         if depth > 64 {
             return None;
         }
-        if *id == self.correction_id {
-            return Some(self.correction.clone());
+        if let Some((extra_id, extra)) = self.extra
+            && extra_id == *id
+        {
+            return Some(extra.clone());
         }
         let record = self.state.events.get(id)?;
         let mut current = Some(record.payload.clone());
-        let existing = self.state.corrections_of.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        let new_one = match self.correction {
-            Payload::Correction(c) if c.corrects == *id => Some(self.correction_id),
+        let existing = self
+            .state
+            .corrections_of
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let extra = match self.extra {
+            Some((extra_id, Payload::Correction(c))) if c.corrects == *id => Some(extra_id),
             _ => None,
         };
-        for correction_id in existing.iter().copied().chain(new_one) {
+        // The latest effective correction naming the event wins; a voided correction
+        // has no effect.
+        for correction_id in existing.iter().copied().chain(extra) {
             if let Some(Payload::Correction(c)) = self.effective_depth(&correction_id, depth + 1) {
                 current = match c.action {
                     CorrectionAction::Void => None,
@@ -439,7 +538,9 @@ fn fold_service(
 ) -> Result<ServiceState, Precondition> {
     let mut state = ServiceState::default();
     for id in events {
-        let Some(payload) = effective(id) else { continue };
+        let Some(payload) = effective(id) else {
+            continue;
+        };
         if strict {
             check_service_step(&state, key, &payload)?;
         }
@@ -449,12 +550,26 @@ fn fold_service(
 }
 
 /// The lifecycle rules of one service event against the service's state.
-fn check_service_step(state: &ServiceState, key: &ServiceKey, payload: &Payload) -> Result<(), Precondition> {
+fn check_service_step(
+    state: &ServiceState,
+    key: &ServiceKey,
+    payload: &Payload,
+) -> Result<(), Precondition> {
     let started = || {
-        state.started.ok_or_else(|| violation("SERVICE_NOT_STARTED", key.to_string(), "the service has not started"))
+        state.started.ok_or_else(|| {
+            violation(
+                "SERVICE_NOT_STARTED",
+                key.to_string(),
+                "the service has not started",
+            )
+        })
     };
     let not_ended = || match state.ended {
-        Some((date, id)) => Err(violation("SERVICE_ALREADY_ENDED", format!("event {id}"), format!("the service ended on {date}"))),
+        Some((date, id)) => Err(violation(
+            "SERVICE_ALREADY_ENDED",
+            format!("event {id}"),
+            format!("the service ended on {date}"),
+        )),
         None => Ok(()),
     };
     match payload {
@@ -463,26 +578,44 @@ fn check_service_step(state: &ServiceState, key: &ServiceKey, payload: &Payload)
             Some(applied) if d.decision_date < applied => Err(violation(
                 "DECISION_BEFORE_APPLICATION",
                 key.to_string(),
-                format!("decision_date {} is before the application date {applied}", d.decision_date),
+                format!(
+                    "decision_date {} is before the application date {applied}",
+                    d.decision_date
+                ),
             )),
             _ => Ok(()),
         },
         Payload::ServiceStarted { start_date } => {
             let Some((decision, decision_id)) = &state.decision else {
-                return Err(violation("START_NEEDS_GRANTED_DECISION", key.to_string(), "the service has no decision"));
+                return Err(violation(
+                    "START_NEEDS_GRANTED_DECISION",
+                    key.to_string(),
+                    "the service has no decision",
+                ));
             };
             if decision.outcome != Outcome::Granted {
-                return Err(violation("START_NEEDS_GRANTED_DECISION", format!("event {decision_id}"), "the decision in force refused the service"));
+                return Err(violation(
+                    "START_NEEDS_GRANTED_DECISION",
+                    format!("event {decision_id}"),
+                    "the decision in force refused the service",
+                ));
             }
             if let Some((date, id)) = state.started {
-                return Err(violation("SERVICE_ALREADY_STARTED", format!("event {id}"), format!("the service started on {date}")));
+                return Err(violation(
+                    "SERVICE_ALREADY_STARTED",
+                    format!("event {id}"),
+                    format!("the service started on {date}"),
+                ));
             }
             let earliest = decision.valid_from.add_days(-30);
             if *start_date < earliest {
                 return Err(violation(
                     "START_BEFORE_VALIDITY",
                     format!("event {decision_id}"),
-                    format!("start_date {start_date} is more than 30 days before valid_from {}", decision.valid_from),
+                    format!(
+                        "start_date {start_date} is more than 30 days before valid_from {}",
+                        decision.valid_from
+                    ),
                 ));
             }
             Ok(())
@@ -503,29 +636,53 @@ fn check_service_step(state: &ServiceState, key: &ServiceKey, payload: &Payload)
             let (start, _) = started()?;
             not_ended()?;
             if let Some((paused, id)) = state.paused {
-                return Err(violation("SERVICE_ALREADY_PAUSED", format!("event {id}"), format!("the service has been paused since {paused}")));
+                return Err(violation(
+                    "SERVICE_ALREADY_PAUSED",
+                    format!("event {id}"),
+                    format!("the service has been paused since {paused}"),
+                ));
             }
             if *date < start {
-                return Err(violation("PAUSE_BEFORE_START", key.to_string(), format!("pause date {date} is before the start {start}")));
+                return Err(violation(
+                    "PAUSE_BEFORE_START",
+                    key.to_string(),
+                    format!("pause date {date} is before the start {start}"),
+                ));
             }
             Ok(())
         }
         Payload::ServiceResumed { date } => {
             let Some((paused, id)) = state.paused else {
-                return Err(violation("SERVICE_NOT_PAUSED", key.to_string(), "only a paused service can be resumed"));
+                return Err(violation(
+                    "SERVICE_NOT_PAUSED",
+                    key.to_string(),
+                    "only a paused service can be resumed",
+                ));
             };
             if *date < paused {
-                return Err(violation("RESUME_BEFORE_PAUSE", format!("event {id}"), format!("resume date {date} is before the pause {paused}")));
+                return Err(violation(
+                    "RESUME_BEFORE_PAUSE",
+                    format!("event {id}"),
+                    format!("resume date {date} is before the pause {paused}"),
+                ));
             }
             Ok(())
         }
         Payload::ServiceEnded { end_date, .. } => {
             if let Some((date, id)) = state.ended {
-                return Err(violation("SERVICE_ALREADY_ENDED", format!("event {id}"), format!("the service already ended on {date}")));
+                return Err(violation(
+                    "SERVICE_ALREADY_ENDED",
+                    format!("event {id}"),
+                    format!("the service already ended on {date}"),
+                ));
             }
             let (start, id) = started()?;
             if *end_date < start {
-                return Err(violation("END_BEFORE_START", format!("event {id}"), format!("end_date {end_date} is before start_date {start}")));
+                return Err(violation(
+                    "END_BEFORE_START",
+                    format!("event {id}"),
+                    format!("end_date {end_date} is before start_date {start}"),
+                ));
             }
             Ok(())
         }
@@ -536,20 +693,352 @@ fn check_service_step(state: &ServiceState, key: &ServiceKey, payload: &Payload)
 /// One step of the service fold (no checks: the log is the truth).
 fn step_service(state: &mut ServiceState, id: EventId, payload: &Payload) {
     match payload {
-        Payload::ServiceApplied { application_date, .. } => state.applied = Some(*application_date),
+        Payload::ServiceApplied {
+            application_date, ..
+        } => state.applied = Some(*application_date),
         Payload::ServiceDecided(d) => state.decision = Some((d.clone(), id)),
-        Payload::ServiceStarted { start_date } => {
-            if state.started.is_none() {
-                state.started = Some((*start_date, id));
-            }
+        Payload::ServiceStarted { start_date } if state.started.is_none() => {
+            state.started = Some((*start_date, id))
         }
         Payload::ServicePaused { date, .. } => state.paused = Some((*date, id)),
         Payload::ServiceResumed { .. } => state.paused = None,
-        Payload::ServiceEnded { end_date, .. } => {
-            if state.ended.is_none() {
-                state.ended = Some((*end_date, id));
-            }
+        Payload::ServiceEnded { end_date, .. } if state.ended.is_none() => {
+            state.ended = Some((*end_date, id))
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Correction, EndReason, PauseReason};
+    use crate::person::Sex;
+    use crate::service::ServiceCode;
+
+    fn d(days: i32) -> Date {
+        Date::from_ymd(2025, 1, 1).unwrap().add_days(days)
+    }
+
+    fn id(n: u8) -> EventId {
+        EventId([n; 16])
+    }
+
+    const ALICE: PersonRef = PersonRef {
+        pseudonym: Pseudonym([1; 32]),
+        birth_year: 1940,
+        sex: Sex::Female,
+    };
+    const BOB: PersonRef = PersonRef {
+        pseudonym: Pseudonym([2; 32]),
+        birth_year: 1941,
+        sex: Sex::Male,
+    };
+
+    fn key() -> ServiceKey {
+        ServiceKey {
+            source_system: "Gerica".into(),
+            service_id: "S1".into(),
+        }
+    }
+
+    fn decision(outcome: Outcome) -> Payload {
+        Payload::ServiceDecided(Decision {
+            code: ServiceCode::from_number(15).unwrap(),
+            respite_kind: None,
+            outcome,
+            decision_date: d(0),
+            valid_from: d(0),
+            valid_to: None,
+            hours: Some(crate::event::CentiHours(500)),
+            provider_org_number: None,
+        })
+    }
+
+    /// Given these events (checked and applied in order), when this one arrives,
+    /// then `check` says this.
+    fn given_when(
+        given: &[(u8, PersonRef, bool, Payload)],
+        when: (u8, PersonRef, bool, Payload),
+    ) -> Result<(), &'static str> {
+        let mut state: MunicipalityState<()> = MunicipalityState::default();
+        for (n, person, is_service, payload) in given {
+            let service = is_service.then(key);
+            state
+                .check(NewEvent {
+                    event_id: id(*n),
+                    person,
+                    service: service.as_ref(),
+                    payload,
+                })
+                .expect("given events are valid");
+            state.apply(id(*n), person.pseudonym, service, payload.clone(), ());
+        }
+        let (n, person, is_service, payload) = when;
+        let service = is_service.then(key);
+        state
+            .check(NewEvent {
+                event_id: id(n),
+                person: &person,
+                service: service.as_ref(),
+                payload: &payload,
+            })
+            .map_err(|v| v.rule)
+    }
+
+    fn start(days: i32) -> Payload {
+        Payload::ServiceStarted {
+            start_date: d(days),
+        }
+    }
+
+    fn void(n: u8) -> Payload {
+        Payload::Correction(Correction {
+            corrects: id(n),
+            action: CorrectionAction::Void,
+        })
+    }
+
+    #[test]
+    fn start_needs_a_granted_decision() {
+        assert_eq!(
+            given_when(&[], (1, ALICE, true, start(1))),
+            Err("START_NEEDS_GRANTED_DECISION")
+        );
+        assert_eq!(
+            given_when(
+                &[(1, ALICE, true, decision(Outcome::Refused))],
+                (2, ALICE, true, start(1))
+            ),
+            Err("START_NEEDS_GRANTED_DECISION")
+        );
+        assert_eq!(
+            given_when(
+                &[(1, ALICE, true, decision(Outcome::Granted))],
+                (2, ALICE, true, start(1))
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            given_when(
+                &[(1, ALICE, true, decision(Outcome::Granted))],
+                (2, ALICE, true, start(-31))
+            ),
+            Err("START_BEFORE_VALIDITY")
+        );
+        let started = [
+            (1, ALICE, true, decision(Outcome::Granted)),
+            (2, ALICE, true, start(1)),
+        ];
+        assert_eq!(
+            given_when(&started, (3, ALICE, true, start(2))),
+            Err("SERVICE_ALREADY_STARTED")
+        );
+        assert_eq!(
+            given_when(&started, (3, BOB, true, start(2))),
+            Err("SERVICE_OF_ANOTHER_PERSON")
+        );
+    }
+
+    #[test]
+    fn pause_resume_and_end_in_order() {
+        let started = vec![
+            (1, ALICE, true, decision(Outcome::Granted)),
+            (2, ALICE, true, start(1)),
+        ];
+        let pause = Payload::ServicePaused {
+            date: d(5),
+            reason: PauseReason::SpecialistCareStay,
+        };
+        assert_eq!(
+            given_when(
+                &started,
+                (3, ALICE, true, Payload::ServiceResumed { date: d(6) })
+            ),
+            Err("SERVICE_NOT_PAUSED")
+        );
+        let mut paused = started.clone();
+        paused.push((3, ALICE, true, pause.clone()));
+        assert_eq!(
+            given_when(&paused, (4, ALICE, true, pause)),
+            Err("SERVICE_ALREADY_PAUSED")
+        );
+        assert_eq!(
+            given_when(
+                &paused,
+                (4, ALICE, true, Payload::ServiceResumed { date: d(4) })
+            ),
+            Err("RESUME_BEFORE_PAUSE")
+        );
+        assert_eq!(
+            given_when(
+                &paused,
+                (4, ALICE, true, Payload::ServiceResumed { date: d(6) })
+            ),
+            Ok(())
+        );
+        let end = |days| Payload::ServiceEnded {
+            end_date: d(days),
+            reason: EndReason::Other,
+        };
+        assert_eq!(
+            given_when(&started, (3, ALICE, true, end(0))),
+            Err("END_BEFORE_START")
+        );
+        let mut ended = started.clone();
+        ended.push((3, ALICE, true, end(9)));
+        assert_eq!(
+            given_when(&ended, (4, ALICE, true, end(10))),
+            Err("SERVICE_ALREADY_ENDED")
+        );
+        assert_eq!(
+            given_when(
+                &ended,
+                (
+                    4,
+                    ALICE,
+                    true,
+                    Payload::ServiceHoursChanged {
+                        effective_date: d(10),
+                        hours: crate::event::CentiHours(100)
+                    }
+                )
+            ),
+            Err("SERVICE_ALREADY_ENDED")
+        );
+    }
+
+    #[test]
+    fn nothing_after_a_death_unless_the_death_is_voided() {
+        let died = [(
+            1,
+            ALICE,
+            false,
+            Payload::PersonDied {
+                date_of_death: d(10),
+            },
+        )];
+        let check = |days| Payload::HealthCheck {
+            kind: crate::event::CheckKind::Physician,
+            date: d(days),
+            at_risk: None,
+            plan_made: None,
+        };
+        assert_eq!(
+            given_when(&died, (2, ALICE, false, check(11))),
+            Err("EVENT_AFTER_DEATH")
+        );
+        assert_eq!(
+            given_when(&died, (2, ALICE, false, check(10))),
+            Ok(()),
+            "a person is alive on the day of death"
+        );
+        assert_eq!(given_when(&died, (2, BOB, false, check(11))), Ok(()));
+        assert_eq!(
+            given_when(
+                &died,
+                (
+                    2,
+                    ALICE,
+                    false,
+                    Payload::PersonDied {
+                        date_of_death: d(9)
+                    }
+                )
+            ),
+            Err("ALREADY_DIED")
+        );
+        let voided = [died[0].clone(), (2, ALICE, false, void(1))];
+        assert_eq!(given_when(&voided, (3, ALICE, false, check(11))), Ok(()));
+        // Voiding the void brings the death back.
+        let revived = [
+            voided[0].clone(),
+            voided[1].clone(),
+            (3, ALICE, false, void(2)),
+        ];
+        assert_eq!(
+            given_when(&revived, (4, ALICE, false, check(11))),
+            Err("EVENT_AFTER_DEATH")
+        );
+    }
+
+    #[test]
+    fn corrections_must_leave_a_valid_history() {
+        let started = [
+            (1, ALICE, true, decision(Outcome::Granted)),
+            (2, ALICE, true, start(1)),
+        ];
+        assert_eq!(
+            given_when(&started, (3, ALICE, true, void(1))),
+            Err("CORRECTION_BREAKS_HISTORY")
+        );
+        assert_eq!(
+            given_when(&started, (3, ALICE, true, void(9))),
+            Err("CORRECTED_EVENT_NOT_FOUND")
+        );
+        assert_eq!(
+            given_when(&started, (3, BOB, true, void(2))),
+            Err("CORRECTION_PERSON_MISMATCH")
+        );
+        assert_eq!(
+            given_when(&started, (3, ALICE, false, void(2))),
+            Err("CORRECTION_SERVICE_MISMATCH")
+        );
+        // Voiding the start lets the service start again.
+        let restart = [
+            started[0].clone(),
+            started[1].clone(),
+            (3, ALICE, true, void(2)),
+        ];
+        assert_eq!(given_when(&restart, (4, ALICE, true, start(3))), Ok(()));
+        let replace = Payload::Correction(Correction {
+            corrects: id(2),
+            action: CorrectionAction::Replace(Box::new(decision(Outcome::Granted))),
+        });
+        assert_eq!(
+            given_when(&started, (3, ALICE, true, replace)),
+            Err("REPLACEMENT_KIND_MISMATCH")
+        );
+    }
+
+    #[test]
+    fn undo_restores_the_state_exactly() {
+        let mut state: MunicipalityState<()> = MunicipalityState::default();
+        state.apply(
+            id(1),
+            ALICE.pseudonym,
+            Some(key()),
+            decision(Outcome::Granted),
+            (),
+        );
+        let before = (
+            state.event_count(),
+            state.service(&key()).cloned(),
+            state.death(&ALICE.pseudonym),
+        );
+        let mut undo = Vec::new();
+        undo.push(state.apply(id(2), ALICE.pseudonym, Some(key()), start(1), ()));
+        undo.push(state.apply(
+            id(3),
+            ALICE.pseudonym,
+            None,
+            Payload::PersonDied {
+                date_of_death: d(3),
+            },
+            (),
+        ));
+        undo.push(state.apply(id(4), ALICE.pseudonym, Some(key()), void(2), ()));
+        assert_ne!(state.event_count(), before.0);
+        for u in undo.into_iter().rev() {
+            state.undo(u);
+        }
+        assert_eq!(
+            (
+                state.event_count(),
+                state.service(&key()).cloned(),
+                state.death(&ALICE.pseudonym)
+            ),
+            before
+        );
     }
 }

@@ -49,7 +49,12 @@ pub struct SledOptions {
 impl SledOptions {
     /// The defaults for `kpr serve`.
     pub fn standard(partition_count: u32) -> SledOptions {
-        SledOptions { partition_count, queue_capacity_batches: 8192, sync_data: true, cache_bytes: 256 * 1024 * 1024 }
+        SledOptions {
+            partition_count,
+            queue_capacity_batches: 8192,
+            sync_data: true,
+            cache_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -80,7 +85,10 @@ pub struct SledLog {
 
 impl std::fmt::Debug for SledLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledLog").field("path", &self.path).field("partition_count", &self.partition_count).finish()
+        f.debug_struct("SledLog")
+            .field("path", &self.path)
+            .field("partition_count", &self.partition_count)
+            .finish()
     }
 }
 
@@ -104,7 +112,11 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 fn unframe(partition: u32, offset: u64, value: &[u8]) -> Result<Bytes, LogError> {
-    let corrupt = |reason: &str| LogError::Corrupt { partition, offset, reason: reason.to_string() };
+    let corrupt = |reason: &str| LogError::Corrupt {
+        partition,
+        offset,
+        reason: reason.to_string(),
+    };
     if value.len() < HEADER_BYTES {
         return Err(corrupt("shorter than its header"));
     }
@@ -130,18 +142,28 @@ impl SledLog {
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| LogError::Storage(format!("cannot open the sled log in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                LogError::Storage(format!(
+                    "cannot open the sled log in {}: {e}",
+                    dir.display()
+                ))
+            })?;
         let meta = db.open_tree("meta").map_err(storage)?;
         let records = db.open_tree("records").map_err(storage)?;
         let partition_count = match meta.get("partition_count").map_err(storage)? {
             Some(v) => {
-                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| storage("meta.partition_count is not a u32"))?;
+                let bytes: [u8; 4] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| storage("meta.partition_count is not a u32"))?;
                 u32::from_be_bytes(bytes)
             }
             None => {
                 let count = options.partition_count.max(1);
-                meta.insert("partition_count", &count.to_be_bytes()).map_err(storage)?;
-                meta.insert("layout_version", &LAYOUT_VERSION.to_be_bytes()).map_err(storage)?;
+                meta.insert("partition_count", &count.to_be_bytes())
+                    .map_err(storage)?;
+                meta.insert("layout_version", &LAYOUT_VERSION.to_be_bytes())
+                    .map_err(storage)?;
                 db.flush().map_err(storage)?;
                 count
             }
@@ -153,9 +175,16 @@ impl SledLog {
         }
         let mut next = Vec::with_capacity(partition_count as usize);
         for p in 0..partition_count {
-            let last = records.range(key(p, 0)..=key(p, u64::MAX)).next_back().transpose().map_err(storage)?;
+            let last = records
+                .range(key(p, 0)..=key(p, u64::MAX))
+                .next_back()
+                .transpose()
+                .map_err(storage)?;
             next.push(match last {
-                Some((k, _)) => u64::from_be_bytes(k[4..12].try_into().map_err(|_| storage("bad record key"))?) + 1,
+                Some((k, _)) => {
+                    u64::from_be_bytes(k[4..12].try_into().map_err(|_| storage("bad record key"))?)
+                        + 1
+                }
                 None => 0,
             });
         }
@@ -164,9 +193,21 @@ impl SledLog {
             notify: (0..partition_count).map(|_| Notify::new()).collect(),
         });
         let failed = Arc::new(Mutex::new(None));
-        let sync_file = if options.sync_data { Some(File::open(dir.join("db")).map_err(storage)?) } else { None };
-        let (sender, receiver) = std::sync::mpsc::sync_channel(options.queue_capacity_batches.max(1) as usize);
-        let writer = Writer { db: db.clone(), records: records.clone(), next, marks: Arc::clone(&marks), failed: Arc::clone(&failed), sync_file };
+        let sync_file = if options.sync_data {
+            Some(File::open(dir.join("db")).map_err(storage)?)
+        } else {
+            None
+        };
+        let (sender, receiver) =
+            std::sync::mpsc::sync_channel(options.queue_capacity_batches.max(1) as usize);
+        let writer = Writer {
+            db: db.clone(),
+            records: records.clone(),
+            next,
+            marks: Arc::clone(&marks),
+            failed: Arc::clone(&failed),
+            sync_file,
+        };
         let handle = std::thread::Builder::new()
             .name("kpr-sled-writer".into())
             .spawn(move || writer.run(receiver))
@@ -186,7 +227,10 @@ impl SledLog {
 
     fn check_partition(&self, partition: u32) -> Result<(), LogError> {
         if partition >= self.partition_count {
-            return Err(LogError::NoSuchPartition { partition, count: self.partition_count });
+            return Err(LogError::NoSuchPartition {
+                partition,
+                count: self.partition_count,
+            });
         }
         Ok(())
     }
@@ -196,19 +240,31 @@ impl SledLog {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    fn read_now(&self, partition: u32, from_offset: u64, records_max: u32) -> Result<Vec<Record>, LogError> {
+    fn read_now(
+        &self,
+        partition: u32,
+        from_offset: u64,
+        records_max: u32,
+    ) -> Result<Vec<Record>, LogError> {
         let end = self.marks.end[partition as usize].load(Ordering::Acquire);
         if from_offset >= end {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for item in self.records.range(key(partition, from_offset)..key(partition, end)) {
+        for item in self
+            .records
+            .range(key(partition, from_offset)..key(partition, end))
+        {
             if out.len() >= records_max as usize {
                 break;
             }
             let (k, v) = item.map_err(storage)?;
-            let offset = u64::from_be_bytes(k[4..12].try_into().map_err(|_| storage("bad record key"))?);
-            out.push(Record { position: Position { partition, offset }, payload: unframe(partition, offset, &v)? });
+            let offset =
+                u64::from_be_bytes(k[4..12].try_into().map_err(|_| storage("bad record key"))?);
+            out.push(Record {
+                position: Position { partition, offset },
+                payload: unframe(partition, offset, &v)?,
+            });
         }
         Ok(out)
     }
@@ -229,16 +285,30 @@ impl EventLog for SledLog {
         let Some(sender) = guard.as_ref() else {
             return Err(LogError::Unavailable("the log is closed".into()));
         };
-        match sender.try_send(Job { partition, payloads, reply }) {
+        match sender.try_send(Job {
+            partition,
+            payloads,
+            reply,
+        }) {
             Ok(()) => Ok(ticket),
-            Err(TrySendError::Full(_)) => Err(LogError::QueueFull { capacity_batches: self.queue_capacity_batches }),
-            Err(TrySendError::Disconnected(_)) => Err(LogError::Unavailable("the log writer has stopped".into())),
+            Err(TrySendError::Full(_)) => Err(LogError::QueueFull {
+                capacity_batches: self.queue_capacity_batches,
+            }),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(LogError::Unavailable("the log writer has stopped".into()))
+            }
         }
     }
 
-    async fn read(&self, partition: u32, from_offset: u64, options: ReadOptions) -> Result<Vec<Record>, LogError> {
+    async fn read(
+        &self,
+        partition: u32,
+        from_offset: u64,
+        options: ReadOptions,
+    ) -> Result<Vec<Record>, LogError> {
         self.check_partition(partition)?;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(options.wait_ms_max));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(options.wait_ms_max));
         loop {
             let notified = self.marks.notify[partition as usize].notified();
             let records = self.read_now(partition, from_offset, options.records_max)?;
@@ -324,7 +394,10 @@ impl Writer {
             let mut positions = Vec::with_capacity(job.payloads.len());
             for payload in &job.payloads {
                 batch.insert(&key(job.partition, next[p]), frame(payload));
-                positions.push(Position { partition: job.partition, offset: next[p] });
+                positions.push(Position {
+                    partition: job.partition,
+                    offset: next[p],
+                });
                 next[p] += 1;
             }
             results.push(positions);
@@ -373,11 +446,23 @@ mod tests {
     #[test]
     fn framing_detects_tears_and_flips() {
         let framed = frame(b"hello");
-        assert_eq!(unframe(0, 0, &framed).unwrap(), Bytes::from_static(b"hello"));
-        assert!(matches!(unframe(0, 1, &framed[..framed.len() - 1]), Err(LogError::Corrupt { offset: 1, .. })));
+        assert_eq!(
+            unframe(0, 0, &framed).unwrap(),
+            Bytes::from_static(b"hello")
+        );
+        assert!(matches!(
+            unframe(0, 1, &framed[..framed.len() - 1]),
+            Err(LogError::Corrupt { offset: 1, .. })
+        ));
         let mut flipped = framed.clone();
         flipped[9] ^= 1;
-        assert!(matches!(unframe(0, 2, &flipped), Err(LogError::Corrupt { .. })));
-        assert!(matches!(unframe(0, 3, &framed[..4]), Err(LogError::Corrupt { .. })));
+        assert!(matches!(
+            unframe(0, 2, &flipped),
+            Err(LogError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            unframe(0, 3, &framed[..4]),
+            Err(LogError::Corrupt { .. })
+        ));
     }
 }

@@ -1,5 +1,8 @@
 //! The event-log conformance suite against a real sled database in a temp dir.
 
+// Test harness code: a failed setup must panic.
+#![allow(clippy::expect_used)]
+
 use kpr_eventlog::testsuite::Harness;
 use kpr_eventlog_sled::{SledLog, SledOptions};
 

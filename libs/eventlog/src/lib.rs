@@ -99,7 +99,10 @@ pub struct AppendTicket {
 
 impl AppendTicket {
     /// A ticket and the sender that resolves it.
-    pub fn channel() -> (oneshot::Sender<Result<Vec<Position>, LogError>>, AppendTicket) {
+    pub fn channel() -> (
+        oneshot::Sender<Result<Vec<Position>, LogError>>,
+        AppendTicket,
+    ) {
         let (sender, receiver) = oneshot::channel();
         (sender, AppendTicket { receiver })
     }
@@ -111,7 +114,9 @@ impl Future for AppendTicket {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.receiver).poll(cx).map(|r| match r {
             Ok(result) => result,
-            Err(_) => Err(LogError::Unavailable("the log writer stopped before the batch was durable".into())),
+            Err(_) => Err(LogError::Unavailable(
+                "the log writer stopped before the batch was durable".into(),
+            )),
         })
     }
 }

@@ -21,7 +21,11 @@ impl MemoryLog {
     /// An empty log with `partition_count` partitions.
     pub fn new(partition_count: u32) -> MemoryLog {
         MemoryLog {
-            partitions: Arc::new((0..partition_count.max(1)).map(|_| Mutex::new(Vec::new())).collect()),
+            partitions: Arc::new(
+                (0..partition_count.max(1))
+                    .map(|_| Mutex::new(Vec::new()))
+                    .collect(),
+            ),
             closed: Mutex::new(false),
             appended: Arc::new(Notify::new()),
         }
@@ -30,13 +34,20 @@ impl MemoryLog {
     /// A new handle on the same records, open for appends: what reopening a durable
     /// log is for the other backends.
     pub fn reopen(&self) -> MemoryLog {
-        MemoryLog { partitions: Arc::clone(&self.partitions), closed: Mutex::new(false), appended: Arc::clone(&self.appended) }
+        MemoryLog {
+            partitions: Arc::clone(&self.partitions),
+            closed: Mutex::new(false),
+            appended: Arc::clone(&self.appended),
+        }
     }
 
     fn partition(&self, partition: u32) -> Result<&Mutex<Vec<Bytes>>, LogError> {
         self.partitions
             .get(partition as usize)
-            .ok_or(LogError::NoSuchPartition { partition, count: self.partition_count() })
+            .ok_or(LogError::NoSuchPartition {
+                partition,
+                count: self.partition_count(),
+            })
     }
 }
 
@@ -55,7 +66,12 @@ impl EventLog for MemoryLog {
         }
         let mut records = self.partition(partition)?.lock().map_err(poisoned)?;
         let first = records.len() as u64;
-        let positions = (0..payloads.len() as u64).map(|i| Position { partition, offset: first + i }).collect();
+        let positions = (0..payloads.len() as u64)
+            .map(|i| Position {
+                partition,
+                offset: first + i,
+            })
+            .collect();
         records.extend(payloads);
         drop(records);
         self.appended.notify_waiters();
@@ -64,8 +80,14 @@ impl EventLog for MemoryLog {
         Ok(ticket)
     }
 
-    async fn read(&self, partition: u32, from_offset: u64, options: ReadOptions) -> Result<Vec<Record>, LogError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(options.wait_ms_max));
+    async fn read(
+        &self,
+        partition: u32,
+        from_offset: u64,
+        options: ReadOptions,
+    ) -> Result<Vec<Record>, LogError> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(options.wait_ms_max));
         loop {
             let notified = self.appended.notified();
             {
@@ -76,7 +98,13 @@ impl EventLog for MemoryLog {
                     return Ok(records[start..end]
                         .iter()
                         .enumerate()
-                        .map(|(i, p)| Record { position: Position { partition, offset: (start + i) as u64 }, payload: p.clone() })
+                        .map(|(i, p)| Record {
+                            position: Position {
+                                partition,
+                                offset: (start + i) as u64,
+                            },
+                            payload: p.clone(),
+                        })
                         .collect());
                 }
             }

@@ -1,5 +1,8 @@
 //! The conformance suite against the in-memory log.
 
+// Test harness code: a failed setup must panic.
+#![allow(clippy::expect_used)]
+
 use kpr_eventlog::memory::MemoryLog;
 use kpr_eventlog::testsuite::Harness;
 

@@ -7,8 +7,8 @@
 use bytes::Bytes;
 use kpr_domain::date::Date;
 use kpr_domain::event::{
-    CentiHours, CheckKind, Correction, CorrectionAction, Decision, EndReason, Envelope, Event, EventId, Outcome,
-    PauseReason, Payload, RespiteKind, StoredEvent, Variable,
+    CentiHours, CheckKind, Correction, CorrectionAction, Decision, EndReason, Envelope, Event,
+    EventId, Outcome, PauseReason, Payload, RespiteKind, StoredEvent, Variable,
 };
 use kpr_domain::municipality::Registry;
 use kpr_domain::person::{PersonRef, Pseudonym, Sex};
@@ -79,7 +79,10 @@ fn payload_to_pb(payload: &Payload) -> pb::StoredPayload {
     use pb::stored_payload::Kind;
     let ymd = |d: Date| d.yyyymmdd();
     let kind = match payload {
-        Payload::ServiceApplied { code, application_date } => Kind::ServiceApplied(pb::StoredServiceApplied {
+        Payload::ServiceApplied {
+            code,
+            application_date,
+        } => Kind::ServiceApplied(pb::StoredServiceApplied {
             code: u32::from(code.number()),
             application_date: ymd(*application_date),
         }),
@@ -100,8 +103,13 @@ fn payload_to_pb(payload: &Payload) -> pb::StoredPayload {
             centihours_per_week: d.hours.map(|h| h.0).unwrap_or(0),
             provider_org_number: d.provider_org_number.clone().unwrap_or_default(),
         }),
-        Payload::ServiceStarted { start_date } => Kind::ServiceStarted(pb::StoredServiceStarted { start_date: ymd(*start_date) }),
-        Payload::ServiceHoursChanged { effective_date, hours } => Kind::ServiceHoursChanged(pb::StoredServiceHoursChanged {
+        Payload::ServiceStarted { start_date } => Kind::ServiceStarted(pb::StoredServiceStarted {
+            start_date: ymd(*start_date),
+        }),
+        Payload::ServiceHoursChanged {
+            effective_date,
+            hours,
+        } => Kind::ServiceHoursChanged(pb::StoredServiceHoursChanged {
             effective_date: ymd(*effective_date),
             centihours_per_week: hours.0,
         }),
@@ -113,7 +121,9 @@ fn payload_to_pb(payload: &Payload) -> pb::StoredPayload {
                 PauseReason::Other => pb::PauseReason::Other,
             } as i32,
         }),
-        Payload::ServiceResumed { date } => Kind::ServiceResumed(pb::StoredServiceResumed { date: ymd(*date) }),
+        Payload::ServiceResumed { date } => {
+            Kind::ServiceResumed(pb::StoredServiceResumed { date: ymd(*date) })
+        }
         Payload::ServiceEnded { end_date, reason } => Kind::ServiceEnded(pb::StoredServiceEnded {
             end_date: ymd(*end_date),
             reason: match reason {
@@ -124,18 +134,30 @@ fn payload_to_pb(payload: &Payload) -> pb::StoredPayload {
                 EndReason::Other => pb::EndReason::Other,
             } as i32,
         }),
-        Payload::WaitingListEntered { code, date } => Kind::WaitingListEntered(pb::StoredWaitingListEntered {
-            code: u32::from(code.number()),
-            date: ymd(*date),
-        }),
-        Payload::FunctionalAssessment { date, scores } => Kind::FunctionalAssessment(pb::StoredFunctionalAssessment {
-            date: ymd(*date),
-            scores: scores
-                .iter()
-                .map(|(v, s)| pb::StoredScore { variable: i32::from(v.number()), score: u32::from(*s) })
-                .collect(),
-        }),
-        Payload::HealthCheck { kind, date, at_risk, plan_made } => Kind::HealthCheck(pb::StoredHealthCheck {
+        Payload::WaitingListEntered { code, date } => {
+            Kind::WaitingListEntered(pb::StoredWaitingListEntered {
+                code: u32::from(code.number()),
+                date: ymd(*date),
+            })
+        }
+        Payload::FunctionalAssessment { date, scores } => {
+            Kind::FunctionalAssessment(pb::StoredFunctionalAssessment {
+                date: ymd(*date),
+                scores: scores
+                    .iter()
+                    .map(|(v, s)| pb::StoredScore {
+                        variable: i32::from(v.number()),
+                        score: u32::from(*s),
+                    })
+                    .collect(),
+            })
+        }
+        Payload::HealthCheck {
+            kind,
+            date,
+            at_risk,
+            plan_made,
+        } => Kind::HealthCheck(pb::StoredHealthCheck {
             kind: match kind {
                 CheckKind::Physician => pb::HealthCheckKind::Physician,
                 CheckKind::Dental => pb::HealthCheckKind::Dental,
@@ -146,7 +168,9 @@ fn payload_to_pb(payload: &Payload) -> pb::StoredPayload {
             at_risk: *at_risk,
             plan_made: *plan_made,
         }),
-        Payload::PersonDied { date_of_death } => Kind::PersonDied(pb::StoredPersonDied { date_of_death: ymd(*date_of_death) }),
+        Payload::PersonDied { date_of_death } => Kind::PersonDied(pb::StoredPersonDied {
+            date_of_death: ymd(*date_of_death),
+        }),
         Payload::Correction(c) => Kind::Correction(Box::new(pb::StoredCorrection {
             corrects_event_id: c.corrects.0.to_vec(),
             action: match c.action {
@@ -176,35 +200,63 @@ pub fn decode_stored(bytes: &[u8]) -> Result<(StoredEvent, StoredMeta), DecodeEr
     if stored.format_version != FORMAT_VERSION {
         return Err(DecodeError::UnknownVersion(stored.format_version));
     }
-    let event_id = EventId(stored.event_id.as_slice().try_into().map_err(|_| invalid("event_id"))?);
+    let event_id = EventId(
+        stored
+            .event_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid("event_id"))?,
+    );
     let municipality = Registry::get()
         .municipality(&stored.municipality)
         .map(|m| m.code)
         .ok_or_else(|| invalid("municipality"))?;
     let person = stored.person.ok_or_else(|| invalid("person"))?;
-    let pseudonym = Pseudonym(person.pseudonym.as_slice().try_into().map_err(|_| invalid("person.pseudonym"))?);
+    let pseudonym = Pseudonym(
+        person
+            .pseudonym
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid("person.pseudonym"))?,
+    );
     let sex = match pb::Sex::try_from(person.sex) {
         Ok(pb::Sex::Male) => Sex::Male,
         Ok(pb::Sex::Female) => Sex::Female,
         Ok(pb::Sex::Unknown) => Sex::Unknown,
         _ => return Err(invalid("person.sex")),
     };
-    let content_digest: [u8; 32] = stored.content_digest.as_slice().try_into().map_err(|_| invalid("content_digest"))?;
+    let content_digest: [u8; 32] = stored
+        .content_digest
+        .as_slice()
+        .try_into()
+        .map_err(|_| invalid("content_digest"))?;
     let payload = payload_from_pb(stored.payload.as_ref().ok_or_else(|| invalid("payload"))?)?;
     let event = Event {
         envelope: Envelope {
             event_id,
             municipality,
-            municipality_as_sent: (!stored.municipality_as_sent.is_empty()).then_some(stored.municipality_as_sent),
+            municipality_as_sent: (!stored.municipality_as_sent.is_empty())
+                .then_some(stored.municipality_as_sent),
             source_system: stored.source_system,
             source_version: stored.source_version,
             recorded_at_unix_ms: stored.recorded_at_unix_ms,
-            person: PersonRef { pseudonym, birth_year: u16::try_from(person.birth_year).map_err(|_| invalid("person.birth_year"))?, sex },
+            person: PersonRef {
+                pseudonym,
+                birth_year: u16::try_from(person.birth_year)
+                    .map_err(|_| invalid("person.birth_year"))?,
+                sex,
+            },
             service_id: stored.service_id,
         },
         payload,
     };
-    Ok((event, StoredMeta { content_digest, received_at_unix_ms: stored.received_at_unix_ms }))
+    Ok((
+        event,
+        StoredMeta {
+            content_digest,
+            received_at_unix_ms: stored.received_at_unix_ms,
+        },
+    ))
 }
 
 fn date(value: u32, field: &'static str) -> Result<Date, DecodeError> {
@@ -238,11 +290,18 @@ fn payload_from_pb(payload: &pb::StoredPayload) -> Result<Payload, DecodeError> 
             },
             decision_date: date(m.decision_date, "decision_date")?,
             valid_from: date(m.valid_from, "valid_from")?,
-            valid_to: if m.valid_to == 0 { None } else { Some(date(m.valid_to, "valid_to")?) },
+            valid_to: if m.valid_to == 0 {
+                None
+            } else {
+                Some(date(m.valid_to, "valid_to")?)
+            },
             hours: (m.centihours_per_week > 0).then_some(CentiHours(m.centihours_per_week)),
-            provider_org_number: (!m.provider_org_number.is_empty()).then(|| m.provider_org_number.clone()),
+            provider_org_number: (!m.provider_org_number.is_empty())
+                .then(|| m.provider_org_number.clone()),
         }),
-        Kind::ServiceStarted(m) => Payload::ServiceStarted { start_date: date(m.start_date, "start_date")? },
+        Kind::ServiceStarted(m) => Payload::ServiceStarted {
+            start_date: date(m.start_date, "start_date")?,
+        },
         Kind::ServiceHoursChanged(m) => Payload::ServiceHoursChanged {
             effective_date: date(m.effective_date, "effective_date")?,
             hours: CentiHours(m.centihours_per_week),
@@ -255,7 +314,9 @@ fn payload_from_pb(payload: &pb::StoredPayload) -> Result<Payload, DecodeError> 
                 _ => PauseReason::Other,
             },
         },
-        Kind::ServiceResumed(m) => Payload::ServiceResumed { date: date(m.date, "date")? },
+        Kind::ServiceResumed(m) => Payload::ServiceResumed {
+            date: date(m.date, "date")?,
+        },
         Kind::ServiceEnded(m) => Payload::ServiceEnded {
             end_date: date(m.end_date, "end_date")?,
             reason: match pb::EndReason::try_from(m.reason) {
@@ -267,15 +328,22 @@ fn payload_from_pb(payload: &pb::StoredPayload) -> Result<Payload, DecodeError> 
                 _ => return Err(invalid("reason")),
             },
         },
-        Kind::WaitingListEntered(m) => Payload::WaitingListEntered { code: code(m.code, "code")?, date: date(m.date, "date")? },
+        Kind::WaitingListEntered(m) => Payload::WaitingListEntered {
+            code: code(m.code, "code")?,
+            date: date(m.date, "date")?,
+        },
         Kind::FunctionalAssessment(m) => Payload::FunctionalAssessment {
             date: date(m.date, "date")?,
             scores: m
                 .scores
                 .iter()
                 .map(|s| {
-                    let v = Variable::from_number(s.variable as u32).ok_or_else(|| invalid("scores.variable"))?;
-                    Ok((v, u8::try_from(s.score).map_err(|_| invalid("scores.score"))?))
+                    let v = Variable::from_number(s.variable as u32)
+                        .ok_or_else(|| invalid("scores.variable"))?;
+                    Ok((
+                        v,
+                        u8::try_from(s.score).map_err(|_| invalid("scores.score"))?,
+                    ))
                 })
                 .collect::<Result<_, DecodeError>>()?,
         },
@@ -291,14 +359,25 @@ fn payload_from_pb(payload: &pb::StoredPayload) -> Result<Payload, DecodeError> 
             at_risk: m.at_risk,
             plan_made: m.plan_made,
         },
-        Kind::PersonDied(m) => Payload::PersonDied { date_of_death: date(m.date_of_death, "date_of_death")? },
+        Kind::PersonDied(m) => Payload::PersonDied {
+            date_of_death: date(m.date_of_death, "date_of_death")?,
+        },
         Kind::Correction(m) => Payload::Correction(Correction {
-            corrects: EventId(m.corrects_event_id.as_slice().try_into().map_err(|_| invalid("corrects_event_id"))?),
+            corrects: EventId(
+                m.corrects_event_id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| invalid("corrects_event_id"))?,
+            ),
             action: match pb::CorrectionAction::try_from(m.action) {
                 Ok(pb::CorrectionAction::Void) => CorrectionAction::Void,
-                Ok(pb::CorrectionAction::Replace) => CorrectionAction::Replace(Box::new(payload_from_pb(
-                    m.replacement.as_deref().ok_or_else(|| invalid("replacement"))?,
-                )?)),
+                Ok(pb::CorrectionAction::Replace) => {
+                    CorrectionAction::Replace(Box::new(payload_from_pb(
+                        m.replacement
+                            .as_deref()
+                            .ok_or_else(|| invalid("replacement"))?,
+                    )?))
+                }
                 _ => return Err(invalid("action")),
             },
         }),

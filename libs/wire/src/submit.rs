@@ -4,8 +4,8 @@
 
 use kpr_domain::date::Date;
 use kpr_domain::event::{
-    CentiHours, CheckKind, Correction, CorrectionAction, Decision, EndReason, EventId, Outcome, PauseReason,
-    Payload, RespiteKind, Submitted, Variable,
+    CentiHours, CheckKind, Correction, CorrectionAction, Decision, EndReason, EventId, Outcome,
+    PauseReason, Payload, RespiteKind, Submitted, Variable,
 };
 use kpr_domain::person::{RawPerson, Sex};
 use kpr_domain::service::ServiceCode;
@@ -70,13 +70,24 @@ impl Decoder {
             }
             Ok(u) => Some(EventId(*u.as_bytes())),
             Err(_) => {
-                self.push(field, format!("{} must be a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e", leaf(field)));
+                self.push(
+                    field,
+                    format!(
+                        "{} must be a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e",
+                        leaf(field)
+                    ),
+                );
                 None
             }
         }
     }
 
-    fn required_enum<E>(&mut self, field: &str, raw: i32, convert: impl Fn(E) -> Option<E>) -> Option<E>
+    fn required_enum<E>(
+        &mut self,
+        field: &str,
+        raw: i32,
+        convert: impl Fn(E) -> Option<E>,
+    ) -> Option<E>
     where
         E: TryFrom<i32>,
     {
@@ -93,7 +104,12 @@ impl Decoder {
         }
     }
 
-    fn hours(&mut self, field_base: &str, weekly: Option<f64>, monthly: Option<f64>) -> Option<CentiHours> {
+    fn hours(
+        &mut self,
+        field_base: &str,
+        weekly: Option<f64>,
+        monthly: Option<f64>,
+    ) -> Option<CentiHours> {
         let (field, value) = match (weekly, monthly) {
             (Some(w), _) => (format!("{field_base}.hours_per_week"), w),
             (None, Some(m)) => (format!("{field_base}.hours_per_month"), m / 4.0),
@@ -136,7 +152,10 @@ pub fn decode_submitted(event: &pb::Event) -> Result<Submitted, Vec<FieldViolati
             d.push("recorded_at", "recorded_at.nanos must be in [0, 1e9)");
             None
         }
-        Some(ts) => ts.seconds.checked_mul(1000).and_then(|ms| ms.checked_add(i64::from(ts.nanos / 1_000_000))),
+        Some(ts) => ts
+            .seconds
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(i64::from(ts.nanos / 1_000_000))),
     };
     let person = match &event.person {
         None => {
@@ -151,7 +170,11 @@ pub fn decode_submitted(event: &pb::Event) -> Result<Submitted, Vec<FieldViolati
                     None
                 }
             };
-            Some(RawPerson { national_id: p.national_id.trim().to_string(), birth_year: p.birth_year, sex })
+            Some(RawPerson {
+                national_id: p.national_id.trim().to_string(),
+                birth_year: p.birth_year,
+                sex,
+            })
         }
     };
     let payload = match &event.payload {
@@ -162,17 +185,21 @@ pub fn decode_submitted(event: &pb::Event) -> Result<Submitted, Vec<FieldViolati
         }
     };
     match (event_id, recorded_at_unix_ms, person, payload) {
-        (Some(event_id), Some(recorded_at_unix_ms), Some(person), Some(payload)) if d.out.is_empty() => Ok(Submitted {
-            event_id,
-            municipality: event.municipality.clone(),
-            successor_municipality: event.successor_municipality.clone(),
-            source_system: event.source_system.clone(),
-            source_version: event.source_version.clone(),
-            recorded_at_unix_ms,
-            person,
-            service_id: event.service_id.clone(),
-            payload,
-        }),
+        (Some(event_id), Some(recorded_at_unix_ms), Some(person), Some(payload))
+            if d.out.is_empty() =>
+        {
+            Ok(Submitted {
+                event_id,
+                municipality: event.municipality.clone(),
+                successor_municipality: event.successor_municipality.clone(),
+                source_system: event.source_system.clone(),
+                source_version: event.source_version.clone(),
+                recorded_at_unix_ms,
+                person,
+                service_id: event.service_id.clone(),
+                payload,
+            })
+        }
         _ => Err(d.out),
     }
 }
@@ -188,11 +215,19 @@ fn decode_payload(d: &mut Decoder, prefix: &str, payload: &pb::Payload) -> Optio
     let decoded = match kind {
         Kind::ServiceApplied(m) => {
             let code = d.code(&f("service_applied", "code"), &m.code);
-            let date = d.date(&f("service_applied", "application_date"), &m.application_date);
-            Payload::ServiceApplied { code: code?, application_date: date? }
+            let date = d.date(
+                &f("service_applied", "application_date"),
+                &m.application_date,
+            );
+            Payload::ServiceApplied {
+                code: code?,
+                application_date: date?,
+            }
         }
         Kind::ServiceDecided(m) => decode_decision(d, &format!("{prefix}.service_decided"), m)?,
-        Kind::ServiceStarted(m) => Payload::ServiceStarted { start_date: d.date(&f("service_started", "start_date"), &m.start_date)? },
+        Kind::ServiceStarted(m) => Payload::ServiceStarted {
+            start_date: d.date(&f("service_started", "start_date"), &m.start_date)?,
+        },
         Kind::ServiceHoursChanged(m) => {
             let base = format!("{prefix}.service_hours_changed");
             let date = d.date(&format!("{base}.effective_date"), &m.effective_date);
@@ -205,30 +240,48 @@ fn decode_payload(d: &mut Decoder, prefix: &str, payload: &pb::Payload) -> Optio
                 }
             };
             let hours = d.hours(&base, weekly, monthly);
-            Payload::ServiceHoursChanged { effective_date: date?, hours: hours? }
+            Payload::ServiceHoursChanged {
+                effective_date: date?,
+                hours: hours?,
+            }
         }
         Kind::ServicePaused(m) => {
             let date = d.date(&f("service_paused", "date"), &m.date);
-            let reason = d.required_enum(&f("service_paused", "reason"), m.reason, |r: pb::PauseReason| match r {
-                pb::PauseReason::Unspecified => None,
-                pb::PauseReason::SpecialistCareStay => Some(pb::PauseReason::SpecialistCareStay),
-                other => Some(other),
-            });
+            let reason = d.required_enum(
+                &f("service_paused", "reason"),
+                m.reason,
+                |r: pb::PauseReason| match r {
+                    pb::PauseReason::Unspecified => None,
+                    pb::PauseReason::SpecialistCareStay => {
+                        Some(pb::PauseReason::SpecialistCareStay)
+                    }
+                    other => Some(other),
+                },
+            );
             let reason = match reason? {
                 pb::PauseReason::SpecialistCareStay => PauseReason::SpecialistCareStay,
                 pb::PauseReason::Travel => PauseReason::Travel,
                 _ => PauseReason::Other,
             };
-            Payload::ServicePaused { date: date?, reason }
+            Payload::ServicePaused {
+                date: date?,
+                reason,
+            }
         }
-        Kind::ServiceResumed(m) => Payload::ServiceResumed { date: d.date(&f("service_resumed", "date"), &m.date)? },
+        Kind::ServiceResumed(m) => Payload::ServiceResumed {
+            date: d.date(&f("service_resumed", "date"), &m.date)?,
+        },
         Kind::ServiceEnded(m) => {
             let date = d.date(&f("service_ended", "end_date"), &m.end_date);
-            let reason = d.required_enum(&f("service_ended", "reason"), m.reason, |r: pb::EndReason| match r {
-                pb::EndReason::Unspecified => None,
-                pb::EndReason::Died => Some(pb::EndReason::Died),
-                other => Some(other),
-            });
+            let reason = d.required_enum(
+                &f("service_ended", "reason"),
+                m.reason,
+                |r: pb::EndReason| match r {
+                    pb::EndReason::Unspecified => None,
+                    pb::EndReason::Died => Some(pb::EndReason::Died),
+                    other => Some(other),
+                },
+            );
             let reason = match reason? {
                 pb::EndReason::Died => EndReason::Died,
                 pb::EndReason::ToInstitution => EndReason::ToInstitution,
@@ -236,12 +289,18 @@ fn decode_payload(d: &mut Decoder, prefix: &str, payload: &pb::Payload) -> Optio
                 pb::EndReason::MovedOut => EndReason::MovedOut,
                 _ => EndReason::Other,
             };
-            Payload::ServiceEnded { end_date: date?, reason }
+            Payload::ServiceEnded {
+                end_date: date?,
+                reason,
+            }
         }
         Kind::WaitingListEntered(m) => {
             let code = d.code(&f("waiting_list_entered", "code"), &m.code);
             let date = d.date(&f("waiting_list_entered", "date"), &m.date);
-            Payload::WaitingListEntered { code: code?, date: date? }
+            Payload::WaitingListEntered {
+                code: code?,
+                date: date?,
+            }
         }
         Kind::FunctionalAssessment(m) => {
             let base = format!("{prefix}.functional_assessment");
@@ -249,37 +308,65 @@ fn decode_payload(d: &mut Decoder, prefix: &str, payload: &pb::Payload) -> Optio
             let mut scores = Vec::with_capacity(m.scores.len());
             for (i, s) in m.scores.iter().enumerate() {
                 match Variable::from_number(s.variable as u32) {
-                    Some(v) if s.variable > 0 => scores.push((v, u8::try_from(s.score).unwrap_or(u8::MAX))),
-                    _ => d.push(format!("{base}.scores[{i}].variable"), format!("unknown assessment variable {}", s.variable)),
+                    Some(v) if s.variable > 0 => {
+                        scores.push((v, u8::try_from(s.score).unwrap_or(u8::MAX)))
+                    }
+                    _ => d.push(
+                        format!("{base}.scores[{i}].variable"),
+                        format!("unknown assessment variable {}", s.variable),
+                    ),
                 }
             }
-            Payload::FunctionalAssessment { date: date?, scores }
+            Payload::FunctionalAssessment {
+                date: date?,
+                scores,
+            }
         }
         Kind::HealthCheck(m) => {
             let date = d.date(&f("health_check", "date"), &m.date);
-            let kind = d.required_enum(&f("health_check", "kind"), m.kind, |k: pb::HealthCheckKind| match k {
-                pb::HealthCheckKind::Unspecified => None,
-                pb::HealthCheckKind::Physician => Some(CheckKind::Physician),
-                pb::HealthCheckKind::Dental => Some(CheckKind::Dental),
-                pb::HealthCheckKind::MedicationReview => Some(CheckKind::MedicationReview),
-                pb::HealthCheckKind::NutritionScreening => Some(CheckKind::NutritionScreening),
-            }.map(|_| k));
+            let kind = d.required_enum(
+                &f("health_check", "kind"),
+                m.kind,
+                |k: pb::HealthCheckKind| {
+                    match k {
+                        pb::HealthCheckKind::Unspecified => None,
+                        pb::HealthCheckKind::Physician => Some(CheckKind::Physician),
+                        pb::HealthCheckKind::Dental => Some(CheckKind::Dental),
+                        pb::HealthCheckKind::MedicationReview => Some(CheckKind::MedicationReview),
+                        pb::HealthCheckKind::NutritionScreening => {
+                            Some(CheckKind::NutritionScreening)
+                        }
+                    }
+                    .map(|_| k)
+                },
+            );
             let kind = match kind? {
                 pb::HealthCheckKind::Physician => CheckKind::Physician,
                 pb::HealthCheckKind::Dental => CheckKind::Dental,
                 pb::HealthCheckKind::MedicationReview => CheckKind::MedicationReview,
                 _ => CheckKind::NutritionScreening,
             };
-            Payload::HealthCheck { kind, date: date?, at_risk: m.at_risk, plan_made: m.plan_made }
+            Payload::HealthCheck {
+                kind,
+                date: date?,
+                at_risk: m.at_risk,
+                plan_made: m.plan_made,
+            }
         }
-        Kind::PersonDied(m) => Payload::PersonDied { date_of_death: d.date(&f("person_died", "date_of_death"), &m.date_of_death)? },
+        Kind::PersonDied(m) => Payload::PersonDied {
+            date_of_death: d.date(&f("person_died", "date_of_death"), &m.date_of_death)?,
+        },
         Kind::Correction(m) => {
             let base = format!("{prefix}.correction");
             let corrects = d.uuid(&format!("{base}.corrects_event_id"), &m.corrects_event_id);
-            let action = d.required_enum(&format!("{base}.action"), m.action, |a: pb::CorrectionAction| match a {
-                pb::CorrectionAction::Unspecified => None,
-                other => Some(other),
-            });
+            let action = d.required_enum(
+                &format!("{base}.action"),
+                m.action,
+                |a: pb::CorrectionAction| match a {
+                    pb::CorrectionAction::Unspecified => None,
+                    other => Some(other),
+                },
+            );
             let action = match (action?, &m.replacement) {
                 (pb::CorrectionAction::Void, None) => CorrectionAction::Void,
                 (pb::CorrectionAction::Void, Some(_)) => {
@@ -287,12 +374,22 @@ fn decode_payload(d: &mut Decoder, prefix: &str, payload: &pb::Payload) -> Optio
                     return None;
                 }
                 (_, None) => {
-                    d.push(format!("{base}.replacement"), "REPLACE needs a replacement payload");
+                    d.push(
+                        format!("{base}.replacement"),
+                        "REPLACE needs a replacement payload",
+                    );
                     return None;
                 }
-                (_, Some(r)) => CorrectionAction::Replace(Box::new(decode_payload(d, &format!("{base}.replacement"), r)?)),
+                (_, Some(r)) => CorrectionAction::Replace(Box::new(decode_payload(
+                    d,
+                    &format!("{base}.replacement"),
+                    r,
+                )?)),
             };
-            Payload::Correction(Correction { corrects: corrects?, action })
+            Payload::Correction(Correction {
+                corrects: corrects?,
+                action,
+            })
         }
     };
     (d.out.len() == before).then_some(decoded)
@@ -310,7 +407,10 @@ fn decode_decision(d: &mut Decoder, base: &str, m: &pb::ServiceDecided) -> Optio
         Ok(pb::RespiteKind::Rolling) => Some(RespiteKind::Rolling),
         Ok(pb::RespiteKind::NotRolling) => Some(RespiteKind::NotRolling),
         Err(_) => {
-            d.push(f("respite_kind"), format!("unknown value {} for respite_kind", m.respite_kind));
+            d.push(
+                f("respite_kind"),
+                format!("unknown value {} for respite_kind", m.respite_kind),
+            );
             None
         }
     };
@@ -327,7 +427,8 @@ fn decode_decision(d: &mut Decoder, base: &str, m: &pb::ServiceDecided) -> Optio
         pb::DecisionOutcome::Refused => Outcome::Refused,
         _ => Outcome::Granted,
     };
-    let provider_org_number = (!m.provider_org_number.is_empty()).then(|| m.provider_org_number.clone());
+    let provider_org_number =
+        (!m.provider_org_number.is_empty()).then(|| m.provider_org_number.clone());
     Some(Payload::ServiceDecided(Decision {
         code: code?,
         respite_kind,

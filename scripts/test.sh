@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of the project on a fresh machine of the project's kind
+# (Rust toolchain with rustfmt and clippy, CPython 3 for the independent client test).
+# Everything else it needs (crates, the Python gRPC client) it fetches itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+for tool in cargo python3; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
+done
+
+echo "== format"
+cargo fmt --all -- --check
+
+echo "== lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build"
+cargo build --workspace --all-targets --locked
+
+echo "== Rust tests (unit, conformance, end-to-end incl. the SIGKILL crash test)"
+cargo test --workspace --locked
+
+echo "== independent Python client (grpcio-tools) against the real binary"
+KPR_BIN="$PWD/target/debug/kpr" scripts/python-client-test.sh

@@ -1,0 +1,149 @@
+//! `kpr serve`: the one-process embedded register (sled log + ingest + health +
+//! reflection on one gRPC address), with graceful shutdown.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use kpr_eventlog::EventLog;
+use kpr_eventlog_sled::{SledLog, SledOptions};
+use kpr_ingest::{IngestConfig, IngestGrpc, Ingestor, Pseudonymiser};
+use kpr_wire::pb::ingest_service_server::IngestServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Where the pseudonymisation key comes from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// A file holding 64 hex digits (must exist).
+    File(PathBuf),
+    /// 64 hex digits given directly (from an environment variable).
+    Hex(String),
+    /// `pseudonym.key` in the data directory, created on first start.
+    DataDir,
+}
+
+/// Settings of `kpr serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Data directory (holds `log/` and the key file).
+    pub data_dir: PathBuf,
+    /// Partitions of a new log.
+    pub partitions: u32,
+    /// The pseudonymisation key.
+    pub key: KeySource,
+    /// Accept synthetic test ids.
+    pub allow_synthetic_ids: bool,
+    /// Most events per batch.
+    pub batch_events_max: u32,
+    /// Largest gRPC message, in bytes.
+    pub message_bytes_max: usize,
+    /// Append queue capacity, in batches.
+    pub queue_capacity_batches: u32,
+    /// fdatasync after each group commit.
+    pub sync_data: bool,
+}
+
+/// The sled log directory inside a data directory.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}
+
+const KEY_FILE: &str = "pseudonym.key";
+const KEY_FINGERPRINT_FILE: &str = "pseudonym.key.fingerprint";
+
+/// Loads the key and checks it is the key this data directory was written with:
+/// pseudonyms made under another key would split every person in two.
+pub fn load_key(config: &ServeConfig) -> anyhow::Result<Pseudonymiser> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let key = match &config.key {
+        KeySource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))?;
+            Pseudonymiser::from_hex(&text, &path.display().to_string())?
+        }
+        KeySource::Hex(text) => Pseudonymiser::from_hex(text, "KPR_PSEUDONYM_KEY")?,
+        KeySource::DataDir => {
+            let (key, created) = Pseudonymiser::load_or_create(&config.data_dir.join(KEY_FILE))?;
+            if created {
+                tracing::info!(path = %config.data_dir.join(KEY_FILE).display(), "created a new pseudonymisation key (mode 0600); back it up");
+            }
+            key
+        }
+    };
+    let fingerprint = kpr_ingest::pseudonym::hex(&key.pseudonym("kpr key fingerprint v1"));
+    let path = config.data_dir.join(KEY_FINGERPRINT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(stored) if stored.trim() == fingerprint => {}
+        Ok(_) => bail!(
+            "the pseudonymisation key differs from the one this data directory was written with ({}); refusing to start",
+            path.display()
+        ),
+        Err(_) => std::fs::write(&path, format!("{fingerprint}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?,
+    }
+    Ok(key)
+}
+
+/// Runs the register until `shutdown` resolves, then stops taking writes, lets the
+/// requests in flight finish, flushes the log and returns.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let key = load_key(&config)?;
+    let options = SledOptions {
+        partition_count: config.partitions,
+        queue_capacity_batches: config.queue_capacity_batches,
+        sync_data: config.sync_data,
+        ..SledOptions::standard(config.partitions)
+    };
+    let log = Arc::new(SledLog::open(&log_dir(&config.data_dir), &options)?);
+    let ingest_config = IngestConfig {
+        batch_events_max: config.batch_events_max,
+        allow_synthetic_ids: config.allow_synthetic_ids,
+    };
+    let (ingestor, stats) = Ingestor::open(Arc::clone(&log), key, ingest_config).await?;
+    tracing::info!(
+        records = stats.records,
+        seconds = stats.seconds,
+        partitions = log.partition_count(),
+        "write-side state rebuilt from the log"
+    );
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kpr_wire::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let ingest = IngestGrpc::new(Arc::clone(&ingestor)).into_server(config.message_bytes_max);
+
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data = %config.data_dir.display(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection");
+    let stopping = {
+        let ingestor = Arc::clone(&ingestor);
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new writes, finishing requests in flight");
+            ingestor.stop_accepting();
+            health
+                .set_not_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
+                .await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ingest)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
+        .await?;
+    log.close().await?;
+    tracing::info!("log flushed; stopped");
+    Ok(())
+}
