@@ -570,7 +570,9 @@ fn corpus(b: &Baseline) -> Vec<Case> {
         case(
             "event_id twice in one batch, different content",
             vec![
-                ok(),
+                with(ok(), |e| {
+                    e.event_id = "00000000-0000-4000-8000-ffffffffffff".into()
+                }),
                 with(event(M, p, "", health_check(5)), |e| {
                     e.event_id = "00000000-0000-4000-8000-ffffffffffff".into()
                 }),

@@ -152,8 +152,15 @@ async fn sigkill_loses_no_acknowledged_event() {
         seed
     };
     let mut acked_before_kill = Vec::new();
-    for _ in 0..cycles {
-        let mut server = Binary::start(&data, port, &log_path, &["--no-sync-data"]);
+    for cycle in 0..cycles {
+        // Half the cycles run with fdatasync on the ack path, half without: a killed
+        // process must lose nothing either way.
+        let extra: &[&str] = if cycle % 2 == 0 {
+            &["--no-sync-data"]
+        } else {
+            &[]
+        };
+        let mut server = Binary::start(&data, port, &log_path, extra);
         let before = shared.acked.lock().unwrap().len();
         // Let writers get going, then kill at a random moment.
         let grew = eventually(Duration::from_secs(30), || {

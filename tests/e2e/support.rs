@@ -1,6 +1,6 @@
 //! Shared helpers: starting servers, building valid events, reading a stopped log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -68,7 +68,6 @@ impl InProcess {
 pub struct Binary {
     pub child: Child,
     pub endpoint: String,
-    pub stderr_path: PathBuf,
 }
 
 pub fn free_port() -> u16 {
@@ -104,7 +103,6 @@ impl Binary {
         Binary {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
-            stderr_path: stderr_path.to_path_buf(),
         }
     }
 }

@@ -44,7 +44,8 @@ pub struct Rules {
 
 /// Longest accepted `source_system`, `source_version` and `service_id`, in bytes.
 pub const TEXT_FIELD_BYTES_MAX: usize = 128;
-/// Earliest accepted effective date.
+/// Earliest accepted effective date. Dates may lie up to one year ahead (SPEC 4),
+/// except health checks and deaths, which cannot be reported before they happen.
 pub const DATE_MIN: (i32, u32, u32) = (1900, 1, 1);
 
 /// What a valid submission resolves to.
@@ -82,7 +83,7 @@ pub fn validate(event: &Submitted, rules: &Rules) -> Result<Resolved, Vec<FieldV
         "recorded_at",
         recorded,
         rules,
-        DateBound::NotFuture,
+        DateBound::YearAhead,
     );
 
     let kind = event.payload.kind();
@@ -214,7 +215,7 @@ fn check_payload(out: &mut Vec<FieldViolation>, prefix: &str, payload: &Payload,
                 &f("application_date"),
                 *application_date,
                 rules,
-                DateBound::NotFuture,
+                DateBound::YearAhead,
             );
         }
         Payload::ServiceDecided(d) => {
@@ -223,7 +224,7 @@ fn check_payload(out: &mut Vec<FieldViolation>, prefix: &str, payload: &Payload,
                 &f("decision_date"),
                 d.decision_date,
                 rules,
-                DateBound::NotFuture,
+                DateBound::YearAhead,
             );
             check_date(out, &f("valid_from"), d.valid_from, rules, year_ahead);
             if let Some(valid_to) = d.valid_to {
@@ -295,10 +296,10 @@ fn check_payload(out: &mut Vec<FieldViolation>, prefix: &str, payload: &Payload,
                     ),
                 ));
             }
-            check_date(out, &f("date"), *date, rules, DateBound::NotFuture);
+            check_date(out, &f("date"), *date, rules, year_ahead);
         }
         Payload::FunctionalAssessment { date, scores } => {
-            check_date(out, &f("date"), *date, rules, DateBound::NotFuture);
+            check_date(out, &f("date"), *date, rules, year_ahead);
             if scores.is_empty() {
                 out.push(FieldViolation::new(
                     f("scores"),

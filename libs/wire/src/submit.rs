@@ -440,3 +440,55 @@ fn decode_decision(d: &mut Decoder, base: &str, m: &pb::ServiceDecided) -> Optio
         provider_org_number,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: pb::payload::Kind) -> pb::Event {
+        pb::Event {
+            event_id: "11111111-1111-4111-8111-111111111111".into(),
+            municipality: "0301".into(),
+            source_system: "Gerica".into(),
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            person: Some(pb::Person {
+                national_id: "x".into(),
+                birth_year: None,
+                sex: 0,
+            }),
+            service_id: "S".into(),
+            payload: Some(pb::Payload { kind: Some(kind) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_dates_are_named() {
+        let e = event(pb::payload::Kind::ServiceApplied(pb::ServiceApplied {
+            code: "15".into(),
+            application_date: String::new(),
+        }));
+        let v = decode_submitted(&e).unwrap_err();
+        assert_eq!(v[0].field, "payload.service_applied.application_date");
+    }
+
+    #[test]
+    fn decodes_a_decision() {
+        let e = event(pb::payload::Kind::ServiceDecided(pb::ServiceDecided {
+            code: "15".into(),
+            outcome: pb::DecisionOutcome::Granted as i32,
+            decision_date: "2024-01-02".into(),
+            valid_from: "2024-01-03".into(),
+            hours: Some(pb::service_decided::Hours::HoursPerMonth(30.0)),
+            ..Default::default()
+        }));
+        let s = decode_submitted(&e).unwrap();
+        match s.payload {
+            Payload::ServiceDecided(d) => assert_eq!(d.hours, Some(CentiHours(750))),
+            other => panic!("{other:?}"),
+        }
+    }
+}

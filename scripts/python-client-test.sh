@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Black-box test of the kpr gRPC API from Python (tests/python/test_ingest_client.py).
+#
+# Sets up a virtualenv in target/pyenv (reused while tests/python/requirements.txt and
+# the Python interpreter are unchanged), installs the pinned requirements as wheels and
+# runs the test with that venv's python. Build the server first:
+#
+#     cargo build -p kpr
+#     scripts/python-client-test.sh            # uses target/debug/kpr
+#     KPR_BIN=target/release/kpr scripts/python-client-test.sh
+#
+# Env: PYTHON (interpreter to create the venv with, default python3), KPR_BIN.
+# Extra arguments go to the unittest runner (e.g. -k test_h).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+requirements="tests/python/requirements.txt"
+venv="target/pyenv"
+stamp="$venv/.requirements.sha256"
+python="${PYTHON:-python3}"
+
+if ! command -v "$python" >/dev/null 2>&1; then
+    echo "python-client-test: interpreter '$python' not found (set PYTHON)" >&2
+    exit 2
+fi
+
+# The stamp covers the requirements and the interpreter the venv was made from.
+want="$(sha256sum "$requirements" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
+
+if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "python-client-test: reusing $venv"
+else
+    echo "python-client-test: creating $venv"
+    rm -rf "$venv"
+    mkdir -p target
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        --only-binary=:all: -r "$requirements"
+    # Written last: an interrupted install is redone next time.
+    printf '%s\n' "$want" > "$stamp"
+fi
+
+export KPR_BIN="${KPR_BIN:-$root/target/debug/kpr}"
+if [[ ! -x "$KPR_BIN" ]]; then
+    echo "python-client-test: kpr binary not found at $KPR_BIN (run: cargo build -p kpr)" >&2
+    exit 2
+fi
+
+exec "$venv/bin/python" tests/python/test_ingest_client.py "$@"
