@@ -21,7 +21,7 @@ fn batch(w: u32, k: u32) -> Vec<pb::Event> {
     let municipality = MUNICIPALITIES[(w % 4) as usize];
     let person = synthetic_id(1000 + w);
     let service = format!("W{w}-S{}", k / 2);
-    let mut events = if k % 2 == 0 {
+    let mut events = if k.is_multiple_of(2) {
         vec![
             event(municipality, &person, &service, applied("15", 40)),
             event(
@@ -57,7 +57,7 @@ async fn writer(w: u32, endpoint: String, shared: Arc<Shared>) -> u32 {
     let mut k = 0u32;
     let mut client: Option<IngestServiceClient<tonic::transport::Channel>> = None;
     loop {
-        if shared.stop.load(Ordering::SeqCst) && k % 2 == 0 {
+        if shared.stop.load(Ordering::SeqCst) && k.is_multiple_of(2) {
             return k;
         }
         let events = batch(w, k);
@@ -155,7 +155,7 @@ async fn sigkill_loses_no_acknowledged_event() {
     for cycle in 0..cycles {
         // Half the cycles run with fdatasync on the ack path, half without: a killed
         // process must lose nothing either way.
-        let extra: &[&str] = if cycle % 2 == 0 {
+        let extra: &[&str] = if cycle.is_multiple_of(2) {
             &["--no-sync-data"]
         } else {
             &[]

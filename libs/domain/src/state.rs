@@ -1016,18 +1016,19 @@ mod tests {
             state.service(&key()).cloned(),
             state.death(&ALICE.pseudonym),
         );
-        let mut undo = Vec::new();
-        undo.push(state.apply(id(2), ALICE.pseudonym, Some(key()), start(1), ()));
-        undo.push(state.apply(
-            id(3),
-            ALICE.pseudonym,
-            None,
-            Payload::PersonDied {
-                date_of_death: d(3),
-            },
-            (),
-        ));
-        undo.push(state.apply(id(4), ALICE.pseudonym, Some(key()), void(2), ()));
+        let undo = vec![
+            state.apply(id(2), ALICE.pseudonym, Some(key()), start(1), ()),
+            state.apply(
+                id(3),
+                ALICE.pseudonym,
+                None,
+                Payload::PersonDied {
+                    date_of_death: d(3),
+                },
+                (),
+            ),
+            state.apply(id(4), ALICE.pseudonym, Some(key()), void(2), ()),
+        ];
         assert_ne!(state.event_count(), before.0);
         for u in undo.into_iter().rev() {
             state.undo(u);
