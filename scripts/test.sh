@@ -9,6 +9,8 @@ export CARGO_TERM_COLOR=never
 for tool in cargo python3; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 
 echo "== format"
 cargo fmt --all -- --check
@@ -20,7 +22,13 @@ echo "== build"
 cargo build --workspace --all-targets --locked
 
 echo "== Rust tests (unit, conformance, end-to-end incl. the SIGKILL crash test)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$logs/cargo.txt"
 
 echo "== independent Python client (grpcio-tools) against the real binary"
-KPR_BIN="$PWD/target/debug/kpr" scripts/python-client-test.sh
+KPR_BIN="$PWD/target/debug/kpr" scripts/python-client-test.sh 2>&1 | tee "$logs/python.txt"
+
+# One closing line with the totals of both runners (each has already passed here).
+rust_passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$logs/cargo.txt" | awk '{s += $4} END {print s + 0}')
+python_ran=$(grep -oE '^Ran [0-9]+ tests?' "$logs/python.txt" | awk '{s += $2} END {print s + 0}')
+grep -qx 'OK' "$logs/python.txt" || { echo "test.sh: the Python client test did not report OK" >&2; exit 1; }
+echo "$((rust_passed + python_ran)) passed, 0 failed"

@@ -279,3 +279,27 @@ async fn health_and_reflection_are_served() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_ids_are_refused_unless_the_deployment_allows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut production = config(dir.path());
+    production.allow_synthetic_ids = false;
+    let server = InProcess::start(production).await;
+    let mut client = server.client().await;
+    let status = client
+        .append(pb::AppendRequest {
+            events: vec![event("0301", &synthetic_id(5), "", health_check(1))],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violation = &status.get_details_bad_request().unwrap().field_violations[0];
+    assert_eq!(violation.field, "events[0].person.national_id");
+    assert!(
+        violation.description.contains("synthetic"),
+        "{}",
+        violation.description
+    );
+    server.stop().await;
+}
