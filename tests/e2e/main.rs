@@ -11,3 +11,4 @@ mod bad_input;
 mod crash;
 mod ingest_api;
 mod privacy;
+mod tidy;
