@@ -55,6 +55,7 @@ fn dependency_rules_hold() {
         ("kpr-domain", &[][..]),
         ("kpr-eventlog", &[][..]),
         ("kpr-eventlog-sled", &["kpr-eventlog"][..]),
+        ("kpr-projection", &["kpr-domain"][..]),
         ("kpr-wire", &["kpr-domain"][..]),
         ("kpr-synth", &["kpr-domain", "kpr-wire"][..]),
         (
@@ -88,6 +89,12 @@ fn dependency_rules_hold() {
             assert!(
                 permitted.contains(&dep.as_str()),
                 "{name} may not depend on {dep}"
+            );
+        }
+        if name == "kpr-projection" {
+            assert!(
+                deps.iter().all(|d| d == "kpr-domain" || d == "thiserror"),
+                "the pure projection core depends on kpr-domain and thiserror only"
             );
         }
         if name == "kpr-domain" {
