@@ -63,6 +63,10 @@ fn dependency_rules_hold() {
             &["kpr-domain", "kpr-wire", "kpr-eventlog"][..],
         ),
         (
+            "kpr-statistics",
+            &["kpr-domain", "kpr-wire", "kpr-eventlog", "kpr-projection"][..],
+        ),
+        (
             "kpr",
             &[
                 "kpr-domain",
