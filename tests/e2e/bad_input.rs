@@ -290,7 +290,20 @@ fn corpus(b: &Baseline) -> Vec<Case> {
             field("events[0].recorded_at"),
         ),
         case(
-            "recorded_at in the future",
+            "recorded_at out of range",
+            vec![
+                with(ok(), |e| {
+                    e.recorded_at = Some(prost_types::Timestamp {
+                        seconds: i64::MAX,
+                        nanos: 0,
+                    })
+                }),
+                ok(),
+            ],
+            field("events[0].recorded_at"),
+        ),
+        case(
+            "recorded_at more than a year ahead",
             vec![with(ok(), |e| {
                 e.recorded_at = Some(prost_types::Timestamp {
                     seconds: 4_000_000_000,

@@ -217,6 +217,42 @@ async fn streaming_append_answers_each_batch_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_stream_message_ends_the_stream_with_the_bound_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcess::start(config(dir.path())).await;
+    let mut client = server.client().await;
+    let mut huge = episode("5001", 12, "S-12");
+    huge[0].source_version = "x".repeat(300 * 1024);
+    let requests = vec![
+        pb::AppendRequest {
+            events: episode("5001", 11, "S-11"),
+        },
+        pb::AppendRequest { events: huge },
+    ];
+    let mut answers = client
+        .append_stream(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = answers.message().await.unwrap().unwrap();
+    assert!(matches!(
+        first.result,
+        Some(pb::append_stream_response::Result::Appended(_))
+    ));
+    let error = answers.message().await.unwrap_err();
+    assert!(
+        matches!(error.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{error:?}"
+    );
+    assert!(
+        error.message().contains(&(256 * 1024).to_string()),
+        "{}",
+        error.message()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_reflection_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let server = InProcess::start(config(dir.path())).await;

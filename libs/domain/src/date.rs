@@ -92,9 +92,13 @@ impl Date {
     }
 
     /// The day of a Unix timestamp in milliseconds (UTC).
+    /// Timestamps beyond years 1 to 9999 are clamped to those years' ends, so the
+    /// result is always a formattable date (callers refuse such dates anyway).
     pub fn from_unix_ms(ms: i64) -> Date {
+        const DAYS_MIN: i64 = -719_162; // 0001-01-01
+        const DAYS_MAX: i64 = 2_932_896; // 9999-12-31
         Date {
-            days: ms.div_euclid(86_400_000) as i32,
+            days: ms.div_euclid(86_400_000).clamp(DAYS_MIN, DAYS_MAX) as i32,
         }
     }
 }

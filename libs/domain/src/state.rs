@@ -573,6 +573,8 @@ fn check_service_step(
         None => Ok(()),
     };
     match payload {
+        // An application after a decision is a new application (for example for more
+        // hours); the next decision is checked against it.
         Payload::ServiceApplied { .. } => Ok(()),
         Payload::ServiceDecided(d) => match state.applied {
             Some(applied) if d.decision_date < applied => Err(violation(
@@ -652,6 +654,7 @@ fn check_service_step(
             Ok(())
         }
         Payload::ServiceResumed { date } => {
+            not_ended()?;
             let Some((paused, id)) = state.paused else {
                 return Err(violation(
                     "SERVICE_NOT_PAUSED",
@@ -884,6 +887,15 @@ mod tests {
         assert_eq!(
             given_when(&started, (3, ALICE, true, end(0))),
             Err("END_BEFORE_START")
+        );
+        let mut paused_then_ended = paused.clone();
+        paused_then_ended.push((4, ALICE, true, end(9)));
+        assert_eq!(
+            given_when(
+                &paused_then_ended,
+                (5, ALICE, true, Payload::ServiceResumed { date: d(10) })
+            ),
+            Err("SERVICE_ALREADY_ENDED")
         );
         let mut ended = started.clone();
         ended.push((3, ALICE, true, end(9)));

@@ -137,7 +137,10 @@ fn payload_date(payload: &Payload) -> Option<Date> {
     match payload {
         Payload::Correction(c) => match &c.action {
             CorrectionAction::Replace(r) => r.effective_date(),
-            CorrectionAction::Void => None,
+            // A VOID counts on the corrected event's date, which only the state knows;
+            // it names the event's municipality by the code valid then, so an old code
+            // is accepted here (the corrected event must exist in its 2024 successor).
+            CorrectionAction::Void => crate::municipality::reform_2024().add_days(-1).into(),
         },
         p => p.effective_date(),
     }

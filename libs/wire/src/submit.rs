@@ -152,10 +152,24 @@ pub fn decode_submitted(event: &pb::Event) -> Result<Submitted, Vec<FieldViolati
             d.push("recorded_at", "recorded_at.nanos must be in [0, 1e9)");
             None
         }
-        Some(ts) => ts
-            .seconds
-            .checked_mul(1000)
-            .and_then(|ms| ms.checked_add(i64::from(ts.nanos / 1_000_000))),
+        Some(ts) => {
+            // Years 1 to 9999 are the only representable ones; anything else is refused
+            // here rather than wrapped into range later.
+            let ms = ts
+                .seconds
+                .checked_mul(1000)
+                .and_then(|ms| ms.checked_add(i64::from(ts.nanos / 1_000_000)));
+            match ms {
+                Some(ms) if (-62_135_596_800_000..=253_402_300_799_999).contains(&ms) => Some(ms),
+                _ => {
+                    d.push(
+                        "recorded_at",
+                        "recorded_at is out of range (years 1 to 9999)",
+                    );
+                    None
+                }
+            }
+        }
     };
     let person = match &event.person {
         None => {

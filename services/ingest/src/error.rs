@@ -102,9 +102,24 @@ impl From<LogError> for IngestError {
 }
 
 const SUMMARY_ITEMS_MAX: usize = 5;
+/// Most violations carried in the status details: the details travel in a trailer,
+/// and gRPC clients refuse trailers above 8-16 KiB. The message says when more exist.
+pub const DETAILS_ITEMS_MAX: usize = 40;
+
+fn details_note(count: usize) -> String {
+    if count > DETAILS_ITEMS_MAX {
+        format!(" (the details list the first {DETAILS_ITEMS_MAX})")
+    } else {
+        String::new()
+    }
+}
 
 fn summary_fields(violations: &[EventFieldViolation]) -> String {
-    let mut text = format!("{} invalid field(s): ", violations.len());
+    let mut text = format!(
+        "{} invalid field(s){}: ",
+        violations.len(),
+        details_note(violations.len())
+    );
     let shown: Vec<String> = violations
         .iter()
         .take(SUMMARY_ITEMS_MAX)
@@ -118,7 +133,11 @@ fn summary_fields(violations: &[EventFieldViolation]) -> String {
 }
 
 fn summary_preconditions(violations: &[EventPrecondition]) -> String {
-    let mut text = format!("{} lifecycle rule(s) broken: ", violations.len());
+    let mut text = format!(
+        "{} lifecycle rule(s) broken{}: ",
+        violations.len(),
+        details_note(violations.len())
+    );
     let shown: Vec<String> = violations
         .iter()
         .take(SUMMARY_ITEMS_MAX)
@@ -164,13 +183,13 @@ pub fn to_status(error: &IngestError) -> Status {
     let mut details = ErrorDetails::new();
     let reason = match error {
         IngestError::InvalidArgument { violations } => {
-            for v in violations {
+            for v in violations.iter().take(DETAILS_ITEMS_MAX) {
                 details.add_bad_request_violation(v.field.clone(), v.description.clone());
             }
             "INVALID_EVENT"
         }
         IngestError::FailedPrecondition { violations } => {
-            for v in violations {
+            for v in violations.iter().take(DETAILS_ITEMS_MAX) {
                 details.add_precondition_failure_violation(
                     v.violation.rule,
                     subject(v),

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kpr_eventlog::EventLog;
 use kpr_wire::pb;
@@ -51,6 +52,14 @@ fn response(acks: Vec<Ack>) -> pb::AppendResponse {
     }
 }
 
+/// What the inbound half of a stream hands to the answering half, in request order.
+enum Pending {
+    /// A begun batch and its completion task.
+    Batch(u64, tokio::task::JoinHandle<Result<Vec<Ack>, IngestError>>),
+    /// The stream failed (e.g. a message over the size bound): answer with this and stop.
+    Failed(Status),
+}
+
 type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::AppendStreamResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -76,16 +85,31 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
         let (pending_tx, mut pending_rx) = mpsc::channel(STREAM_BATCHES_IN_FLIGHT_MAX);
         let (answer_tx, answer_rx) = mpsc::channel(STREAM_BATCHES_IN_FLIGHT_MAX);
         let ingestor = Arc::clone(&self.ingestor);
+        let stopped = Arc::new(AtomicBool::new(false));
         // Phase one runs here, in stream order, so batches are validated and enqueued
         // in the order they were sent; phase two runs concurrently.
+        let inbound_stopped = Arc::clone(&stopped);
         tokio::spawn(async move {
             let mut index = 0u64;
-            while let Ok(Some(request)) = inbound.message().await {
-                let pending = match ingestor.begin(&request.events) {
-                    Ok(completion) => tokio::spawn(completion.wait()),
-                    Err(error) => tokio::spawn(async move { Err::<Vec<Ack>, IngestError>(error) }),
+            loop {
+                let item = match inbound.message().await {
+                    Ok(Some(_)) if inbound_stopped.load(Ordering::SeqCst) => break,
+                    Ok(Some(request)) => {
+                        let pending = match ingestor.begin(&request.events) {
+                            Ok(completion) => tokio::spawn(completion.wait()),
+                            Err(error) => {
+                                tokio::spawn(async move { Err::<Vec<Ack>, IngestError>(error) })
+                            }
+                        };
+                        Pending::Batch(index, pending)
+                    }
+                    Ok(None) => break,
+                    // A message over the size bound, or one that does not decode: the
+                    // client hears why, after the answers to the batches before it.
+                    Err(status) => Pending::Failed(status),
                 };
-                if pending_tx.send((index, pending)).await.is_err() {
+                let last = matches!(item, Pending::Failed(_));
+                if pending_tx.send(item).await.is_err() || last {
                     break;
                 }
                 index += 1;
@@ -93,7 +117,14 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
         });
         // Answers go out in request order.
         tokio::spawn(async move {
-            while let Some((batch_index, pending)) = pending_rx.recv().await {
+            while let Some(item) = pending_rx.recv().await {
+                let (batch_index, pending) = match item {
+                    Pending::Batch(index, pending) => (index, pending),
+                    Pending::Failed(status) => {
+                        let _ = answer_tx.send(Err(status)).await;
+                        break;
+                    }
+                };
                 let outcome = pending.await.unwrap_or_else(|e| {
                     Err(IngestError::Internal(format!("append task failed: {e}")))
                 });
@@ -112,6 +143,8 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
                 };
                 let fatal = answer.is_err();
                 if answer_tx.send(answer).await.is_err() || fatal {
+                    // No further batch of this stream is begun after a fatal answer.
+                    stopped.store(true, Ordering::SeqCst);
                     break;
                 }
             }

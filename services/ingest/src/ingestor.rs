@@ -99,11 +99,11 @@ pub struct Ingestor<L> {
 
 /// The second phase of an append: waits for durability.
 #[must_use = "an append is acknowledged only after `wait`"]
-pub struct Completion<L> {
-    ingestor: Arc<Ingestor<L>>,
-    municipality: MunicipalityCode,
-    ticket: Option<(AppendTicket, watch::Sender<BatchOutcome>)>,
-    new_ids: Vec<EventId>,
+pub struct Completion {
+    /// Outcome of the batch's own append, when it appended anything. A task spawned
+    /// by `begin` resolves it, so a caller that goes away (a cancelled request) never
+    /// leaves the batch's events pending in the state.
+    outcome: Option<watch::Receiver<BatchOutcome>>,
     acks: Vec<(String, Source)>,
 }
 
@@ -220,7 +220,7 @@ impl<L: EventLog> Ingestor<L> {
     }
 
     /// Validates, applies and enqueues a batch (phase one of an append).
-    pub fn begin(self: &Arc<Self>, events: &[pb::Event]) -> Result<Completion<L>, IngestError> {
+    pub fn begin(self: &Arc<Self>, events: &[pb::Event]) -> Result<Completion, IngestError> {
         if !self.accepting.load(Ordering::SeqCst) {
             let reason = self.failure.lock().ok().and_then(|f| f.clone());
             return Err(IngestError::Unavailable(
@@ -249,7 +249,14 @@ impl<L: EventLog> Ingestor<L> {
             allow_synthetic_ids: self.config.allow_synthetic_ids,
         };
         let prepared = self.prepare(events, &rules, received_at)?;
-        let municipality = prepared[0].0.envelope.municipality;
+        // Every event was prepared (or the batch was refused above): acks and
+        // violations below index the request by position.
+        let (Some(first), true) = (prepared.first(), prepared.len() == events.len()) else {
+            return Err(IngestError::Internal(
+                "a batch was only partly prepared".into(),
+            ));
+        };
+        let municipality = first.0.envelope.municipality;
         let mut state = self.lock(&municipality)?;
         let (outcome_tx, outcome_rx) = watch::channel(None);
         let mut undo: Vec<Undo> = Vec::new();
@@ -340,13 +347,24 @@ impl<L: EventLog> Ingestor<L> {
                 }
                 Err(error)
             }
-            Ok(ticket) => Ok(Completion {
-                ingestor: Arc::clone(self),
-                municipality,
-                ticket: ticket.map(|t| (t, outcome_tx)),
-                new_ids,
+            Ok(None) => Ok(Completion {
+                outcome: None,
                 acks,
             }),
+            Ok(Some(ticket)) => {
+                drop(state);
+                let outcome = outcome_tx.subscribe();
+                let ingestor = Arc::clone(self);
+                tokio::spawn(async move {
+                    ingestor
+                        .settle(municipality, new_ids, ticket, outcome_tx)
+                        .await
+                });
+                Ok(Completion {
+                    outcome: Some(outcome),
+                    acks,
+                })
+            }
         }
     }
 
@@ -364,6 +382,14 @@ impl<L: EventLog> Ingestor<L> {
         for (index, raw) in events.iter().enumerate() {
             let submitted = match decode_submitted(raw) {
                 Ok(s) => s,
+                Err(v) if v.is_empty() => {
+                    violations.push(EventFieldViolation::at(
+                        index,
+                        "payload",
+                        "the event could not be decoded",
+                    ));
+                    continue;
+                }
                 Err(v) => {
                     violations.extend(
                         v.into_iter()
@@ -450,31 +476,58 @@ impl<L: EventLog> Ingestor<L> {
     pub async fn append(self: &Arc<Self>, events: &[pb::Event]) -> Result<Vec<Ack>, IngestError> {
         self.begin(events)?.wait().await
     }
+
+    /// Waits for a batch's durability, records its positions in the state (or stops
+    /// the ingestor when the write failed) and publishes the outcome.
+    async fn settle(
+        self: Arc<Self>,
+        municipality: MunicipalityCode,
+        new_ids: Vec<EventId>,
+        ticket: AppendTicket,
+        outcome: watch::Sender<BatchOutcome>,
+    ) {
+        match ticket.await {
+            Ok(positions) => {
+                let positions = Arc::new(positions);
+                self.mark_durable(&municipality, &new_ids, &positions);
+                let _ = outcome.send(Some(Ok(positions)));
+            }
+            Err(error) => {
+                // The state already holds this batch; only a restart, which rebuilds
+                // the state from the log, makes it trustworthy again.
+                tracing::error!(error = %error, "append failed; ingest stops accepting writes");
+                self.fail(&format!(
+                    "an append failed; restart the register to recover: {error}"
+                ));
+                let _ = outcome.send(Some(Err(error)));
+            }
+        }
+    }
 }
 
-impl<L: EventLog> Completion<L> {
+/// Waits for a batch outcome; `None` when the batch's writer went away.
+async fn outcome_of(mut receiver: watch::Receiver<BatchOutcome>) -> BatchOutcome {
+    receiver
+        .wait_for(Option::is_some)
+        .await
+        .map(|o| o.clone())
+        .ok()
+        .flatten()
+}
+
+impl Completion {
     /// Waits until the batch is durable and returns one ack per event in request order.
     pub async fn wait(self) -> Result<Vec<Ack>, IngestError> {
-        let positions = match self.ticket {
+        let positions = match self.outcome {
             None => Arc::new(Vec::new()),
-            Some((ticket, outcome)) => match ticket.await {
-                Ok(positions) => {
-                    let positions = Arc::new(positions);
-                    self.ingestor
-                        .mark_durable(&self.municipality, &self.new_ids, &positions);
-                    let _ = outcome.send(Some(Ok(Arc::clone(&positions))));
-                    positions
+            Some(receiver) => match outcome_of(receiver).await {
+                Some(Ok(positions)) => positions,
+                Some(Err(error)) => {
+                    return Err(IngestError::Unavailable(format!(
+                        "an append failed; restart the register to recover: {error}"
+                    )));
                 }
-                Err(error) => {
-                    // The state already holds this batch; only a restart, which rebuilds
-                    // the state from the log, makes it trustworthy again.
-                    let reason =
-                        format!("an append failed; restart the register to recover: {error}");
-                    tracing::error!(error = %error, "append failed; ingest stops accepting writes");
-                    self.ingestor.fail(&reason);
-                    let _ = outcome.send(Some(Err(error)));
-                    return Err(IngestError::Unavailable(reason));
-                }
+                None => return Err(IngestError::Unavailable("the log writer went away".into())),
             },
         };
         let mut acks = Vec::with_capacity(self.acks.len());
@@ -483,14 +536,8 @@ impl<L: EventLog> Completion<L> {
                 Source::New(i) => (positions.get(i as usize).copied(), false),
                 Source::Repeat(i) => (positions.get(i as usize).copied(), true),
                 Source::Existing(Location::Durable(p)) => (Some(p), true),
-                Source::Existing(Location::Pending(mut receiver, i)) => {
-                    let outcome = receiver
-                        .wait_for(Option::is_some)
-                        .await
-                        .map(|o| o.clone())
-                        .ok()
-                        .flatten();
-                    match outcome {
+                Source::Existing(Location::Pending(receiver, i)) => {
+                    match outcome_of(receiver).await {
                         Some(Ok(positions)) => (positions.get(i as usize).copied(), true),
                         _ => {
                             return Err(IngestError::Unavailable(
@@ -661,6 +708,22 @@ mod tests {
         assert!(
             matches!(other, IngestError::InvalidArgument { ref violations } if violations[0].field == "events[0].event_id")
         );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_still_settles_its_batch() {
+        let log = Arc::new(MemoryLog::new(2));
+        let (ingestor, _) = Ingestor::open(Arc::clone(&log), Pseudonymiser::new([7; 32]), config())
+            .await
+            .unwrap();
+        // The caller goes away after phase one (a cancelled gRPC request).
+        drop(ingestor.begin(&[check(E1, 1)]).unwrap());
+        let acks = ingestor
+            .append(&[check(E1, 1)])
+            .await
+            .expect("a resend after a cancelled request is acknowledged");
+        assert!(acks[0].duplicate);
+        assert_eq!(log.end_offset(acks[0].position.partition).await.unwrap(), 1);
     }
 
     #[tokio::test]

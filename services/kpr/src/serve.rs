@@ -51,6 +51,8 @@ pub fn log_dir(data_dir: &Path) -> PathBuf {
 }
 
 const KEY_FILE: &str = "pseudonym.key";
+/// How long a graceful shutdown waits for open connections.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 const KEY_FINGERPRINT_FILE: &str = "pseudonym.key.fingerprint";
 
 /// Loads the key and checks it is the key this data directory was written with:
@@ -81,8 +83,18 @@ pub fn load_key(config: &ServeConfig) -> anyhow::Result<Pseudonymiser> {
             "the pseudonymisation key differs from the one this data directory was written with ({}); refusing to start",
             path.display()
         ),
-        Err(_) => std::fs::write(&path, format!("{fingerprint}\n"))
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound && !log_dir(&config.data_dir).exists() =>
+        {
+            std::fs::write(&path, format!("{fingerprint}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?
+        }
+        // A log without a fingerprint: we cannot tell whether this key wrote it, and a
+        // wrong key would split every person in two.
+        Err(e) => bail!(
+            "{} is unreadable ({e}) but the data directory already holds a log; restore the fingerprint with the log's key, refusing to start",
+            path.display()
+        ),
     }
     Ok(key)
 }
@@ -126,6 +138,7 @@ pub async fn run(
 
     let address = listener.local_addr()?;
     tracing::info!(%address, data = %config.data_dir.display(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let stopping = {
         let ingestor = Arc::clone(&ingestor);
         async move {
@@ -135,14 +148,25 @@ pub async fn run(
             health
                 .set_not_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
                 .await;
+            let _ = stop_tx.send(true);
         }
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping);
+    // Connections that stay open (an idle stream) must not hold the shutdown forever:
+    // after the grace period the server stops waiting. Appends already enqueued are
+    // made durable by `log.close` either way.
+    let grace_expired = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = grace_expired => tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; stopping anyway"),
+    }
     log.close().await?;
     tracing::info!("log flushed; stopped");
     Ok(())
