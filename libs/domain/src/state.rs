@@ -100,6 +100,22 @@ struct PersonRecord {
     deaths: Vec<EventId>,
     /// Effective date of death and its event.
     death: Option<(Date, EventId)>,
+    /// Events about the person that belong to no service (assessments, checks,
+    /// waiting-list entries, deaths), in log order.
+    events: Vec<EventId>,
+    /// Birth year and sex as the latest event gave them.
+    facts: Option<PersonRef>,
+}
+
+/// What the state knows of one person, for read models.
+#[derive(Clone, Copy, Debug)]
+pub struct PersonView<'a> {
+    /// Birth year and sex from the latest event.
+    pub facts: Option<PersonRef>,
+    /// Effective date of death.
+    pub death: Option<Date>,
+    /// Non-service events in log order (use `effective_payload` for their content).
+    pub events: &'a [EventId],
 }
 
 /// Write-side state of one municipality.
@@ -164,6 +180,23 @@ impl<T> MunicipalityState<T> {
     /// The folded state of a service, if any event named it.
     pub fn service(&self, key: &ServiceKey) -> Option<&ServiceState> {
         self.services.get(key).map(|s| &s.state)
+    }
+
+    /// Every service episode with its events in log order (corrections excluded).
+    pub fn services(&self) -> impl Iterator<Item = (&ServiceKey, &[EventId])> {
+        self.services.iter().map(|(k, r)| (k, r.events.as_slice()))
+    }
+
+    /// The person a service belongs to (the person of its first event).
+    pub fn service_person(&self, events: &[EventId]) -> Option<Pseudonym> {
+        events.first().and_then(|id| self.events.get(id)).map(|r| r.person)
+    }
+
+    /// Every person with what the state knows of them.
+    pub fn persons(&self) -> impl Iterator<Item = (&Pseudonym, PersonView<'_>)> {
+        self.persons.iter().map(|(p, r)| {
+            (p, PersonView { facts: r.facts, death: r.death.map(|(d, _)| d), events: &r.events })
+        })
     }
 
     /// Effective date of death of a person, if reported here.
@@ -369,11 +402,12 @@ impl<T> MunicipalityState<T> {
     pub fn apply(
         &mut self,
         event_id: EventId,
-        person: Pseudonym,
+        person_ref: PersonRef,
         service: Option<ServiceKey>,
         payload: Payload,
         meta: T,
     ) -> Undo {
+        let person = person_ref.pseudonym;
         let mut undo = Undo {
             event_id,
             service: None,
@@ -381,6 +415,13 @@ impl<T> MunicipalityState<T> {
             corrections_of: None,
         };
         let kind = payload.kind();
+        {
+            let record = self.persons.entry(person).or_default();
+            record.facts = Some(person_ref);
+            if !kind.is_service_event() && kind != PayloadKind::Correction {
+                record.events.push(event_id);
+            }
+        }
         let corrects = match &payload {
             Payload::Correction(c) => Some(c.corrects),
             _ => None,
@@ -775,7 +816,7 @@ mod tests {
                     payload,
                 })
                 .expect("given events are valid");
-            state.apply(id(*n), person.pseudonym, service, payload.clone(), ());
+            state.apply(id(*n), *person, service, payload.clone(), ());
         }
         let (n, person, is_service, payload) = when;
         let service = is_service.then(key);
@@ -1018,7 +1059,7 @@ mod tests {
         let mut state: MunicipalityState<()> = MunicipalityState::default();
         state.apply(
             id(1),
-            ALICE.pseudonym,
+            ALICE,
             Some(key()),
             decision(Outcome::Granted),
             (),
@@ -1029,17 +1070,17 @@ mod tests {
             state.death(&ALICE.pseudonym),
         );
         let undo = vec![
-            state.apply(id(2), ALICE.pseudonym, Some(key()), start(1), ()),
+            state.apply(id(2), ALICE, Some(key()), start(1), ()),
             state.apply(
                 id(3),
-                ALICE.pseudonym,
+                ALICE,
                 None,
                 Payload::PersonDied {
                     date_of_death: d(3),
                 },
                 (),
             ),
-            state.apply(id(4), ALICE.pseudonym, Some(key()), void(2), ()),
+            state.apply(id(4), ALICE, Some(key()), void(2), ()),
         ];
         assert_ne!(state.event_count(), before.0);
         for u in undo.into_iter().rev() {

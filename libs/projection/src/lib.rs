@@ -7,6 +7,9 @@
 
 pub mod bands;
 pub mod episode;
+pub mod figures;
+pub mod model;
 pub mod period;
 pub mod population;
+pub mod snapshot;
 pub mod table;

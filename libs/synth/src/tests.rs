@@ -142,7 +142,7 @@ fn run_through_rules(config: &DemoConfig) -> Seen {
                 });
             state.apply(
                 submitted.event_id,
-                pseudonym,
+                person,
                 service,
                 submitted.payload.clone(),
                 (),

@@ -570,7 +570,7 @@ fn service_key(event: &StoredEvent) -> Option<ServiceKey> {
 fn apply(state: &mut MunicipalityState<Meta>, event: &StoredEvent, meta: Meta) -> Undo {
     state.apply(
         event.envelope.event_id,
-        event.envelope.person.pseudonym,
+        event.envelope.person,
         service_key(event),
         event.payload.clone(),
         meta,

@@ -1,0 +1,192 @@
+//! A snapshot of what the figures need, taken from the read model for one region:
+//! every person's facts (from all municipalities: SPEC 5.4 takes need level, checks and
+//! death from wherever they were recorded), and the region's service episodes,
+//! decisions and waiting-list entries.
+
+use std::collections::HashMap;
+
+use kpr_domain::date::Date;
+use kpr_domain::event::{CheckKind, Outcome, Payload, Variable};
+use kpr_domain::municipality::MunicipalityCode;
+use kpr_domain::person::{Pseudonym, Sex};
+use kpr_domain::service::ServiceCode;
+
+use crate::episode::Episode;
+use crate::model::ReadModel;
+use crate::population::Region;
+
+/// A recorded health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// Kind.
+    pub kind: CheckKind,
+    /// Date.
+    pub date: Date,
+    /// Nutrition screening: at risk.
+    pub at_risk: Option<bool>,
+    /// Nutrition screening: plan made.
+    pub plan_made: Option<bool>,
+}
+
+/// What the figures know of a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    /// Birth year.
+    pub birth_year: u16,
+    /// Sex.
+    pub sex: Sex,
+    /// Earliest effective date of death recorded anywhere.
+    pub death: Option<Date>,
+    /// Assessments: date and valid scores, in (date, recording order) order.
+    pub assessments: Vec<(Date, Vec<(Variable, u8)>)>,
+    /// Health checks.
+    pub checks: Vec<Check>,
+}
+
+impl Person {
+    /// Alive on `day` (a person is alive on the day of death).
+    pub fn alive_on(&self, day: Date) -> bool {
+        self.death.is_none_or(|d| day <= d)
+    }
+}
+
+/// A decision as the processing-time figure sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionView {
+    /// Code decided on.
+    pub code: ServiceCode,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Decision date.
+    pub date: Date,
+    /// Application date of the latest application before it, if any.
+    pub application: Option<Date>,
+}
+
+/// A service episode of the region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceView {
+    /// Municipality it belongs to.
+    pub municipality: MunicipalityCode,
+    /// Its person.
+    pub person: Pseudonym,
+    /// The episode, when a decision is in force.
+    pub episode: Option<Episode>,
+    /// Every effective decision, in log order.
+    pub decisions: Vec<DecisionView>,
+}
+
+/// A waiting-list entry (code 21) of the region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitingEntry {
+    /// Municipality whose list it is.
+    pub municipality: MunicipalityCode,
+    /// The person.
+    pub person: Pseudonym,
+    /// Date of entry.
+    pub date: Date,
+}
+
+/// Everything a figure reads, for one region.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Every person known anywhere.
+    pub people: HashMap<Pseudonym, Person>,
+    /// The region's service episodes.
+    pub services: Vec<ServiceView>,
+    /// The region's waiting-list entries.
+    pub waiting: Vec<WaitingEntry>,
+}
+
+impl Snapshot {
+    /// Takes the snapshot of `region` from `model`.
+    pub fn take(model: &ReadModel, region: &Region) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        // Person facts from every municipality, in code order (first facts win, so the
+        // result does not depend on the order partitions were folded in).
+        for (code, state) in model.municipalities() {
+            let in_region = region.contains(code.as_str());
+            for (pseudonym, view) in state.persons() {
+                let Some(facts) = view.facts else { continue };
+                let person = snapshot.people.entry(*pseudonym).or_insert_with(|| Person {
+                    birth_year: facts.birth_year,
+                    sex: facts.sex,
+                    death: None,
+                    assessments: Vec::new(),
+                    checks: Vec::new(),
+                });
+                if let Some(death) = view.death {
+                    person.death = Some(person.death.map_or(death, |d| d.min(death)));
+                }
+                for id in view.events {
+                    match state.effective_payload(id) {
+                        Some(Payload::FunctionalAssessment { date, scores }) => {
+                            person.assessments.push((date, scores))
+                        }
+                        Some(Payload::HealthCheck {
+                            kind,
+                            date,
+                            at_risk,
+                            plan_made,
+                        }) => person.checks.push(Check {
+                            kind,
+                            date,
+                            at_risk,
+                            plan_made,
+                        }),
+                        Some(Payload::WaitingListEntered { date, .. }) if in_region => {
+                            snapshot.waiting.push(WaitingEntry {
+                                municipality: *code,
+                                person: *pseudonym,
+                                date,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for person in snapshot.people.values_mut() {
+            // Stable: equal dates keep recording order.
+            person.assessments.sort_by_key(|(date, _)| *date);
+        }
+        for (code, state) in model
+            .municipalities()
+            .filter(|(c, _)| region.contains(c.as_str()))
+        {
+            for (_, events) in state.services() {
+                let Some(person) = state.service_person(events) else {
+                    continue;
+                };
+                let payloads: Vec<Payload> = events
+                    .iter()
+                    .filter_map(|id| state.effective_payload(id))
+                    .collect();
+                let death = snapshot.people.get(&person).and_then(|p| p.death);
+                let mut decisions = Vec::new();
+                let mut application = None;
+                for payload in &payloads {
+                    match payload {
+                        Payload::ServiceApplied {
+                            application_date, ..
+                        } => application = Some(*application_date),
+                        Payload::ServiceDecided(d) => decisions.push(DecisionView {
+                            code: d.code,
+                            outcome: d.outcome,
+                            date: d.decision_date,
+                            application,
+                        }),
+                        _ => {}
+                    }
+                }
+                snapshot.services.push(ServiceView {
+                    municipality: *code,
+                    person,
+                    episode: Episode::from_events(&payloads, death),
+                    decisions,
+                });
+            }
+        }
+        snapshot
+    }
+}
