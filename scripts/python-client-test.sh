@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Black-box test of the kpr gRPC API from Python (tests/python/test_ingest_client.py).
+# The Python tests of tests/python/, each with the stdlib unittest runner:
+#   1. test_jsonstat_golden.py: the JSON-stat/CSV golden files of kpr-statistics read
+#      with an independent reader (pyjstat);
+#   2. test_ingest_client.py: black-box test of the kpr gRPC API against the real binary.
 #
 # Sets up a virtualenv in target/pyenv (reused while tests/python/requirements.txt and
 # the Python interpreter are unchanged), installs the pinned requirements as wheels and
-# runs the test with that venv's python. Build the server first:
+# runs both tests with that venv's python; both always run, and the script exits
+# non-zero when either fails. Build the server first:
 #
 #     cargo build -p kpr
 #     scripts/python-client-test.sh            # uses target/debug/kpr
 #     KPR_BIN=target/release/kpr scripts/python-client-test.sh
 #
 # Env: PYTHON (interpreter to create the venv with, default python3), KPR_BIN.
-# Extra arguments go to the unittest runner (e.g. -k test_h).
+# Extra arguments go to the unittest runner of test_ingest_client.py (e.g. -k test_h).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,4 +52,7 @@ if [[ ! -x "$KPR_BIN" ]]; then
     exit 2
 fi
 
-exec "$venv/bin/python" tests/python/test_ingest_client.py "$@"
+golden=0
+"$venv/bin/python" tests/python/test_jsonstat_golden.py || golden=$?
+"$venv/bin/python" tests/python/test_ingest_client.py "$@" || exit $?
+exit "$golden"

@@ -30,5 +30,12 @@ KPR_BIN="$PWD/target/debug/kpr" scripts/python-client-test.sh 2>&1 | tee "$logs/
 # One closing line with the totals of both runners (each has already passed here).
 rust_passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$logs/cargo.txt" | awk '{s += $4} END {print s + 0}')
 python_ran=$(grep -oE '^Ran [0-9]+ tests?' "$logs/python.txt" | awk '{s += $2} END {print s + 0}')
-grep -qx 'OK' "$logs/python.txt" || { echo "test.sh: the Python client test did not report OK" >&2; exit 1; }
+# Each Python test file (at least two: JSON-stat golden, gRPC client) prints its own
+# "Ran N tests" and must close with a line exactly "OK".
+python_runs=$(grep -cE '^Ran [0-9]+ tests?' "$logs/python.txt" || true)
+python_ok=$(grep -cx 'OK' "$logs/python.txt" || true)
+if (( python_runs < 2 || python_ok != python_runs )); then
+  echo "test.sh: the Python tests did not all report OK ($python_ok OK for $python_runs runs)" >&2
+  exit 1
+fi
 echo "$((rust_passed + python_ran)) passed, 0 failed"

@@ -11,4 +11,5 @@ mod bad_input;
 mod crash;
 mod ingest_api;
 mod privacy;
+mod statistics;
 mod tidy;

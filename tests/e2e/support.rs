@@ -18,6 +18,10 @@ use tonic::transport::Channel;
 /// A register running in this process on 127.0.0.1:0.
 pub struct InProcess {
     pub endpoint: String,
+    /// Public statistics HTTP base URL (http://127.0.0.1:port).
+    pub stats: String,
+    /// Admin statistics HTTP base URL.
+    pub admin: String,
     stop: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -37,14 +41,23 @@ pub fn config(data: &Path) -> ServeConfig {
 
 impl InProcess {
     pub async fn start(config: ServeConfig) -> InProcess {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let (grpc, stats, admin) = (bind().await, bind().await, bind().await);
+        let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().unwrap());
+        let (endpoint, stats_url, admin_url) = (url(&grpc), url(&stats), url(&admin));
+        let listeners = kpr::serve::Listeners {
+            grpc,
+            stats: Some(stats),
+            admin: Some(admin),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(kpr::serve::run(config, listener, async move {
+        let handle = tokio::spawn(kpr::serve::run(config, listeners, async move {
             let _ = stopped.await;
         }));
         InProcess {
             endpoint,
+            stats: stats_url,
+            admin: admin_url,
             stop: Some(stop),
             handle,
         }
@@ -93,6 +106,10 @@ impl Binary {
                 "--addr",
                 &format!("127.0.0.1:{port}"),
                 "--allow-synthetic-ids",
+                "--stats-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
             ])
             .args(extra)
             .env("RUST_LOG", "info")

@@ -75,6 +75,8 @@ fn dependency_rules_hold() {
                 "kpr-eventlog-sled",
                 "kpr-ingest",
                 "kpr-synth",
+                "kpr-projection",
+                "kpr-statistics",
             ][..],
         ),
     ]);

@@ -189,13 +189,23 @@ impl<T> MunicipalityState<T> {
 
     /// The person a service belongs to (the person of its first event).
     pub fn service_person(&self, events: &[EventId]) -> Option<Pseudonym> {
-        events.first().and_then(|id| self.events.get(id)).map(|r| r.person)
+        events
+            .first()
+            .and_then(|id| self.events.get(id))
+            .map(|r| r.person)
     }
 
     /// Every person with what the state knows of them.
     pub fn persons(&self) -> impl Iterator<Item = (&Pseudonym, PersonView<'_>)> {
         self.persons.iter().map(|(p, r)| {
-            (p, PersonView { facts: r.facts, death: r.death.map(|(d, _)| d), events: &r.events })
+            (
+                p,
+                PersonView {
+                    facts: r.facts,
+                    death: r.death.map(|(d, _)| d),
+                    events: &r.events,
+                },
+            )
         })
     }
 
@@ -1057,13 +1067,7 @@ mod tests {
     #[test]
     fn undo_restores_the_state_exactly() {
         let mut state: MunicipalityState<()> = MunicipalityState::default();
-        state.apply(
-            id(1),
-            ALICE,
-            Some(key()),
-            decision(Outcome::Granted),
-            (),
-        );
+        state.apply(id(1), ALICE, Some(key()), decision(Outcome::Granted), ());
         let before = (
             state.event_count(),
             state.service(&key()).cloned(),

@@ -6,5 +6,7 @@
 //! backend and composes services; the services themselves are generic over the log.
 
 pub mod demo;
+pub mod http_client;
 pub mod inspect;
 pub mod serve;
+pub mod stats;

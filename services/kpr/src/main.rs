@@ -33,6 +33,52 @@ enum Command {
     Inspect(DataArgs),
     /// Check every record of a stopped register's log; exit 1 on any problem.
     Verify(DataArgs),
+    /// Print a statistics table (SPEC 5.2) from a running register, or from a stopped
+    /// register's log with --data.
+    Stats(StatsArgs),
+    /// Recompute the read model from the whole log of a stopped register, with a progress bar.
+    Rebuild(DataArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// Figure: T1-T4, I1-I18.
+    figure: String,
+    /// Region: a 2024 municipality code, EKnn for a county, EAK for the nation.
+    #[arg(long, default_value = "EAK")]
+    region: String,
+    /// Year (D = 31 December, P = the year, unless --date/--period are given).
+    #[arg(long)]
+    year: Option<i32>,
+    /// Status date D (YYYY-MM-DD).
+    #[arg(long)]
+    date: Option<String>,
+    /// Period P (2024, 2024K3, 2024M07).
+    #[arg(long)]
+    period: Option<String>,
+    /// Exact numbers (operator): asks the admin listener.
+    #[arg(long)]
+    exact: bool,
+    /// Print CSV instead of aligned columns; `json-stat` prints JSON-stat.
+    #[arg(long, default_value = "table")]
+    output: String,
+    /// Public statistics endpoint of a running register.
+    #[arg(
+        long,
+        env = "KPR_STATS_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    endpoint: String,
+    /// Admin endpoint of a running register (for --exact).
+    #[arg(
+        long,
+        env = "KPR_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    admin_endpoint: String,
+    /// Compute offline from the log of a stopped register in this data directory (exact).
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +89,12 @@ struct ServeArgs {
     /// gRPC listen address; loopback unless you mean otherwise.
     #[arg(long, env = "KPR_ADDR", default_value = "127.0.0.1:50051")]
     addr: SocketAddr,
+    /// Public statistics HTTP address (disclosure-controlled tables) [default: 127.0.0.1:8080].
+    #[arg(long, env = "KPR_STATS_ADDR")]
+    stats_addr: Option<SocketAddr>,
+    /// Operator HTTP address (exact tables with exact=true); keep it on loopback [default: 127.0.0.1:8081].
+    #[arg(long, env = "KPR_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
     /// Partitions of a new log (an existing log keeps its own).
     #[arg(long, env = "KPR_PARTITIONS", default_value_t = 16)]
     partitions: u32,
@@ -111,6 +163,18 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", kpr::inspect::render(&report));
                 Ok(())
             }
+            Command::Stats(args) => stats(args).await,
+            Command::Rebuild(args) => {
+                let (model, summary) = kpr::stats::rebuild(&args.data, true).await?;
+                println!(
+                    "rebuilt the read model: {} events in {:.2} s ({:.0} events/s); position {:?}",
+                    summary.events,
+                    summary.seconds,
+                    summary.events as f64 / summary.seconds.max(1e-9),
+                    model.position()
+                );
+                Ok(())
+            }
             Command::Verify(args) => {
                 let report = kpr::inspect::scan(&log_dir(&args.data)).await?;
                 if report.problems.is_empty() {
@@ -150,10 +214,107 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         queue_capacity_batches: args.queue_capacity_batches,
         sync_data: !args.no_sync_data,
     };
-    let listener = tokio::net::TcpListener::bind(args.addr)
+    let grpc = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    kpr::serve::run(config, listener, shutdown_signal()).await
+    let stats = http_listener(args.stats_addr, DEFAULT_STATS_ADDR, "stats").await?;
+    let admin = http_listener(args.admin_addr, DEFAULT_ADMIN_ADDR, "admin").await?;
+    kpr::serve::run(
+        config,
+        kpr::serve::Listeners { grpc, stats, admin },
+        shutdown_signal(),
+    )
+    .await
+}
+
+const DEFAULT_STATS_ADDR: &str = "127.0.0.1:8080";
+const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:8081";
+
+/// Binds an HTTP listener. A configured address must bind; the default address is
+/// skipped with a warning when it is taken (another register on this machine).
+async fn http_listener(
+    configured: Option<SocketAddr>,
+    default: &str,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match configured {
+        Some(addr) => Ok(Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for {what} on {addr}"))?,
+        )),
+        None => match tokio::net::TcpListener::bind(default).await {
+            Ok(listener) => Ok(Some(listener)),
+            Err(e) => {
+                tracing::warn!(address = default, error = %e, "{what} HTTP not served: the default address is taken; set --{what}-addr");
+                Ok(None)
+            }
+        },
+    }
+}
+
+async fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    let format = if args.output == "json-stat" {
+        kpr_statistics::Format::JsonStat
+    } else {
+        kpr_statistics::Format::Csv
+    };
+    let exact = args.exact || args.data.is_some();
+    let query = kpr::stats::query_string(
+        &args.region,
+        args.year,
+        args.date.as_deref(),
+        args.period.as_deref(),
+        format,
+        exact,
+    );
+    let (body, position, exact) = match &args.data {
+        Some(data) => {
+            let r = kpr::stats::offline_table(data, &args.figure, &query).await?;
+            (r.body, r.log_position, r.exact)
+        }
+        None => {
+            let base = if args.exact {
+                &args.admin_endpoint
+            } else {
+                &args.endpoint
+            };
+            let url = format!(
+                "{}/v1/tables/{}?{query}",
+                base.trim_end_matches('/'),
+                args.figure
+            );
+            let response =
+                tokio::task::spawn_blocking(move || kpr::http_client::get(&url)).await??;
+            if response.status != 200 {
+                anyhow::bail!(
+                    "the register answered {}: {}",
+                    response.status,
+                    response.body.trim()
+                );
+            }
+            let position = response
+                .header("x-kpr-log-position")
+                .unwrap_or_default()
+                .to_string();
+            let exact = response.header("x-kpr-exact") == Some("true");
+            (response.body, position, exact)
+        }
+    };
+    match args.output.as_str() {
+        "table" => print!("{}", kpr::stats::to_terminal(&body)),
+        _ => print!("{body}"),
+    }
+    eprintln!(
+        "{} at log position {position}{}",
+        args.figure.to_uppercase(),
+        if exact {
+            "; EXACT numbers, not disclosure-controlled"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -3,12 +3,15 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, bail};
 use kpr_eventlog::EventLog;
 use kpr_eventlog_sled::{SledLog, SledOptions};
 use kpr_ingest::{IngestConfig, IngestGrpc, Ingestor, Pseudonymiser};
+use kpr_projection::model::ReadModel;
+use kpr_statistics::Statistics;
+use kpr_statistics::http::Surface;
 use kpr_wire::pb::ingest_service_server::IngestServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -99,13 +102,29 @@ pub fn load_key(config: &ServeConfig) -> anyhow::Result<Pseudonymiser> {
     Ok(key)
 }
 
+/// The sockets `kpr serve` listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC (ingest, health, reflection).
+    pub grpc: TcpListener,
+    /// Public statistics HTTP (disclosure-controlled).
+    pub stats: Option<TcpListener>,
+    /// Operator HTTP (exact numbers on request); loopback by default.
+    pub admin: Option<TcpListener>,
+}
+
 /// Runs the register until `shutdown` resolves, then stops taking writes, lets the
 /// requests in flight finish, flushes the log and returns.
 pub async fn run(
     config: ServeConfig,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        grpc: listener,
+        stats: stats_listener,
+        admin: admin_listener,
+    } = listeners;
     let key = load_key(&config)?;
     let options = SledOptions {
         partition_count: config.partitions,
@@ -139,6 +158,36 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, data = %config.data_dir.display(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+
+    // The read side in the same process: catch up with the log, then tail it.
+    let model = Arc::new(RwLock::new(ReadModel::new()));
+    let caught_up = kpr_statistics::projector::catch_up(&*log, &model, |_| {}).await?;
+    tracing::info!(records = caught_up, "read model caught up with the log");
+    let stats = Arc::new(Statistics::new(Arc::clone(&model)));
+    let projector = tokio::spawn(kpr_statistics::projector::run(
+        Arc::clone(&log),
+        Arc::clone(&model),
+        stop_rx.clone(),
+    ));
+    let mut http_servers = Vec::new();
+    for (listener, surface) in [
+        (stats_listener, Surface::Public),
+        (admin_listener, Surface::Admin),
+    ] {
+        if let Some(listener) = listener {
+            tracing::info!(address = %listener.local_addr()?, ?surface, "serving statistics over HTTP");
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            http_servers.push(tokio::spawn(kpr_statistics::http::serve(
+                listener,
+                Arc::clone(&stats),
+                surface,
+                stopped,
+            )));
+        }
+    }
     let stopping = {
         let ingestor = Arc::clone(&ingestor);
         async move {
@@ -166,6 +215,21 @@ pub async fn run(
     tokio::select! {
         served = server => served?,
         () = grace_expired => tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; stopping anyway"),
+    }
+    for server in http_servers {
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "statistics HTTP server stopped with an error")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "statistics HTTP task failed"),
+            Err(_) => tracing::warn!("statistics HTTP server did not stop within the grace period"),
+        }
+    }
+    match projector.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "projector stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "projector task failed"),
     }
     log.close().await?;
     tracing::info!("log flushed; stopped");

@@ -1,0 +1,131 @@
+//! `kpr stats` and `kpr rebuild`: statistics in the terminal, from a running register
+//! (HTTP) or from a stopped register's log (rebuilt here), and a full rebuild of the
+//! read model with a progress bar.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use kpr_eventlog::EventLog;
+use kpr_eventlog_sled::{SledLog, SledOptions};
+use kpr_projection::model::ReadModel;
+use kpr_statistics::{Format, Statistics, TableRequest};
+
+use crate::serve::log_dir;
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildSummary {
+    /// Events folded.
+    pub events: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Folds the whole log of a stopped register into a fresh read model.
+pub async fn rebuild(data: &Path, progress: bool) -> anyhow::Result<(ReadModel, RebuildSummary)> {
+    let log = SledLog::open(&log_dir(data), &SledOptions::standard(1))
+        .with_context(|| format!("cannot open the log in {}", data.display()))?;
+    let mut total = 0u64;
+    for p in 0..log.partition_count() {
+        total += log.end_offset(p).await?;
+    }
+    let bar = if progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} rebuild {bar:40} {pos}/{len} events {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let model = RwLock::new(ReadModel::new());
+    let started = Instant::now();
+    let events = kpr_statistics::projector::catch_up(&log, &model, |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    log.close().await?;
+    let model = model
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("read model lock poisoned"))?;
+    Ok((model, RebuildSummary { events, seconds }))
+}
+
+/// Computes a table offline from a stopped register's log (always exact: the operator
+/// has the data directory).
+pub async fn offline_table(
+    data: &Path,
+    figure: &str,
+    query: &str,
+) -> anyhow::Result<kpr_statistics::Rendered> {
+    let request = TableRequest::parse(figure, query)?;
+    let (model, _) = rebuild(data, false).await?;
+    let stats = Statistics::new(Arc::new(RwLock::new(model)));
+    Ok(stats.render(&TableRequest {
+        exact: true,
+        ..request
+    })?)
+}
+
+/// Lays out CSV as aligned columns for the terminal.
+pub fn to_terminal(csv: &str) -> String {
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{s:>width$}", width = widths[i]))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The query string for a table request from CLI parts.
+pub fn query_string(
+    region: &str,
+    year: Option<i32>,
+    date: Option<&str>,
+    period: Option<&str>,
+    format: Format,
+    exact: bool,
+) -> String {
+    let mut parts = vec![format!("region={region}")];
+    if let Some(y) = year {
+        parts.push(format!("year={y}"));
+    }
+    if let Some(d) = date {
+        parts.push(format!("date={d}"));
+    }
+    if let Some(p) = period {
+        parts.push(format!("period={p}"));
+    }
+    parts.push(format!(
+        "format={}",
+        if format == Format::Csv {
+            "csv"
+        } else {
+            "json-stat"
+        }
+    ));
+    if exact {
+        parts.push("exact=true".into());
+    }
+    parts.join("&")
+}

@@ -1,0 +1,247 @@
+//! The statistics API independent of transport: parse a request, compute the figure
+//! from the current read model, protect it (unless exact), render it.
+
+use std::sync::{Arc, RwLock};
+
+use kpr_domain::date::Date;
+use kpr_domain::municipality::Registry;
+use kpr_projection::figures::{Figure, Query, compute};
+use kpr_projection::model::ReadModel;
+use kpr_projection::period::Period;
+use kpr_projection::population::{Population, Region};
+use kpr_projection::table::Table;
+
+use crate::error::StatsError;
+use crate::{disclosure, format};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON-stat 2.0.
+    JsonStat,
+    /// CSV with `:` for suppressed cells.
+    Csv,
+}
+
+impl Format {
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::JsonStat => "application/json; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// A parsed table request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRequest {
+    /// Figure, region, date and period.
+    pub query: Query,
+    /// Output format.
+    pub format: Format,
+    /// Exact numbers (operator surface only).
+    pub exact: bool,
+}
+
+fn bad(message: impl Into<String>) -> StatsError {
+    StatsError::BadRequest(message.into())
+}
+
+/// Parses a region code: a 2024 municipality (`0301`), a county (`EK03`) or the
+/// nation (`EAK`).
+pub fn parse_region(text: &str) -> Result<Region, StatsError> {
+    if text == "EAK" || text.is_empty() {
+        return Ok(Region::Nation);
+    }
+    if let Some(county) = text.strip_prefix("EK") {
+        return if Registry::get().counties().any(|(c, _)| c == county) {
+            Ok(Region::County(county.to_string()))
+        } else {
+            Err(StatsError::NotFound(format!("no county {county}")))
+        };
+    }
+    match Registry::get().municipality(text) {
+        Some(m) => Ok(Region::Municipality(m.code.to_string())),
+        None => Err(StatsError::NotFound(format!(
+            "no 2024 municipality {text}; regions are 4-digit municipality codes, EKnn for a county or EAK for the nation"
+        ))),
+    }
+}
+
+impl TableRequest {
+    /// Parses `figure` and a URL query string (`region=…&year=…&date=…&period=…&format=…&exact=…`).
+    pub fn parse(figure: &str, query_string: &str) -> Result<TableRequest, StatsError> {
+        let figure = Figure::parse(figure).ok_or_else(|| {
+            StatsError::NotFound(format!("no figure {figure}; figures are T1-T4 and I1-I18"))
+        })?;
+        let (mut region, mut year, mut date, mut period, mut format, mut exact) =
+            (Region::Nation, None, None, None, Format::JsonStat, false);
+        for pair in query_string.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "region" => region = parse_region(value)?,
+                "year" => {
+                    year = Some(
+                        value
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|y| (1900..=9999).contains(y))
+                            .ok_or_else(|| bad("year must be a year such as 2024"))?,
+                    )
+                }
+                "date" => date = Some(Date::parse(value).map_err(|e| bad(format!("date: {e}")))?),
+                "period" => {
+                    period = Some(Period::parse(value).map_err(|e| bad(format!("period: {e}")))?)
+                }
+                "format" => {
+                    format = match value {
+                        "json-stat" | "jsonstat" | "json" => Format::JsonStat,
+                        "csv" => Format::Csv,
+                        other => {
+                            return Err(bad(format!("format {other:?}: use json-stat or csv")));
+                        }
+                    }
+                }
+                "exact" => exact = matches!(value, "true" | "1"),
+                other => return Err(bad(format!("unknown parameter {other:?}"))),
+            }
+        }
+        let year = year
+            .or(date.map(Date::year))
+            .or(period.as_ref().map(|p| p.to.year()))
+            .ok_or_else(|| bad("give year, date or period"))?;
+        let defaults =
+            Query::for_year(figure, region, year).ok_or_else(|| bad("year out of range"))?;
+        let query = Query {
+            date: date.unwrap_or(defaults.date),
+            period: period.unwrap_or(defaults.period),
+            ..defaults
+        };
+        Ok(TableRequest {
+            query,
+            format,
+            exact,
+        })
+    }
+}
+
+/// A rendered answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    /// HTTP content type.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+    /// Log position reflected, as `partition:next_offset` pairs joined by commas.
+    pub log_position: String,
+    /// Definition version.
+    pub definition_version: u32,
+    /// Population year used, if any.
+    pub population_year: Option<i32>,
+    /// Exact (not disclosure-controlled).
+    pub exact: bool,
+}
+
+/// The statistics service over a shared read model.
+#[derive(Debug)]
+pub struct Statistics {
+    model: Arc<RwLock<ReadModel>>,
+    population: &'static Population,
+}
+
+impl Statistics {
+    /// A service over `model` with the shipped population.
+    pub fn new(model: Arc<RwLock<ReadModel>>) -> Statistics {
+        Statistics {
+            model,
+            population: Population::embedded(),
+        }
+    }
+
+    /// The read model.
+    pub fn model(&self) -> &Arc<RwLock<ReadModel>> {
+        &self.model
+    }
+
+    /// Computes a table: exact when asked (the caller decides who may ask), otherwise
+    /// disclosure-controlled.
+    pub fn table(&self, request: &TableRequest) -> Result<Table, StatsError> {
+        let model = self
+            .model
+            .read()
+            .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
+        let mut table = compute(&model, self.population, &request.query);
+        if !request.exact {
+            disclosure::protect(&mut table);
+        }
+        Ok(table)
+    }
+
+    /// Computes and renders a table.
+    pub fn render(&self, request: &TableRequest) -> Result<Rendered, StatsError> {
+        Ok(render(&self.table(request)?, request.format))
+    }
+}
+
+/// Renders a computed table.
+pub fn render(table: &Table, format: Format) -> Rendered {
+    let body = match format {
+        Format::JsonStat => format::to_json_stat(table),
+        Format::Csv => format::to_csv(table),
+    };
+    Rendered {
+        content_type: format.content_type(),
+        body,
+        log_position: table
+            .meta
+            .log_position
+            .iter()
+            .map(|(p, o)| format!("{p}:{o}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        definition_version: table.meta.definition_version,
+        population_year: table.meta.population_year,
+        exact: table.meta.exact,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        let r = TableRequest::parse("t2", "region=0301&year=2024&format=csv").unwrap();
+        assert_eq!(r.query.figure, Figure::T2);
+        assert_eq!(r.query.date.to_string(), "2024-12-31");
+        assert_eq!(r.format, Format::Csv);
+        let r = TableRequest::parse("I9", "region=EK46&period=2024K2").unwrap();
+        assert_eq!(
+            (r.query.period.code.as_str(), r.query.region.code()),
+            ("2024K2", "EK46".to_string())
+        );
+        let r = TableRequest::parse("I1", "date=2025-03-31&exact=true").unwrap();
+        assert!(r.exact && r.query.region == Region::Nation);
+        assert!(matches!(
+            TableRequest::parse("X9", "year=2024"),
+            Err(StatsError::NotFound(_))
+        ));
+        assert!(matches!(
+            TableRequest::parse("T1", "region=9999&year=2024"),
+            Err(StatsError::NotFound(_))
+        ));
+        assert!(matches!(
+            TableRequest::parse("T1", "region=0301"),
+            Err(StatsError::BadRequest(_))
+        ));
+        assert!(matches!(
+            TableRequest::parse("T1", "year=2024&format=xml"),
+            Err(StatsError::BadRequest(_))
+        ));
+        assert!(matches!(
+            TableRequest::parse("T1", "year=2024&colour=red"),
+            Err(StatsError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,34 @@
+//! Errors of the statistics service, and the one place they become HTTP statuses.
+
+/// Why a statistics request was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    /// A malformed or unknown parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Exact numbers asked for on the public surface.
+    #[error("exact numbers are served only on the operator (admin) listener")]
+    Forbidden,
+    /// No such figure, region or release.
+    #[error("{0}")]
+    NotFound(String),
+    /// The log cannot be read.
+    #[error("the log cannot be read: {0}")]
+    Unavailable(String),
+    /// A bug or a corrupt log.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl StatsError {
+    /// The HTTP status code of this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            StatsError::BadRequest(_) => 400,
+            StatsError::Forbidden => 403,
+            StatsError::NotFound(_) => 404,
+            StatsError::Unavailable(_) => 503,
+            StatsError::Internal(_) => 500,
+        }
+    }
+}
