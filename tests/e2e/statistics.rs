@@ -154,3 +154,141 @@ async fn served_tables_are_current_protected_and_equal_a_rebuild() {
         );
     }
 }
+
+async fn wait_caught_up(admin: &str, year: i32, stored: u64) -> HttpResponse {
+    for _ in 0..200 {
+        let r = fetch(format!(
+            "{admin}/v1/tables/T2?region=EAK&year={year}&format=csv&exact=true"
+        ))
+        .await;
+        if position_total(&r) == stored {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the read model did not reach {stored} events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve_config = config(dir.path());
+    serve_config.batch_events_max = 1000;
+    serve_config.message_bytes_max = 16 * 1024 * 1024;
+    let server = InProcess::start(serve_config.clone()).await;
+    let mut demo = kpr_synth::DemoConfig::standard(today());
+    demo.persons = 200;
+    let first = kpr::demo::run(&server.endpoint, &demo, false)
+        .await
+        .unwrap();
+    let year = today().year() - 1;
+    let exact_then = wait_caught_up(&server.admin, year, first.stored).await;
+    let position_then = exact_then.header("x-kpr-log-position").unwrap().to_string();
+
+    // Publish: only on the admin listener, never twice under one name.
+    let publish = |base: &str| format!("{base}/v1/releases/r2024?year={year}");
+    let url = publish(&server.stats);
+    assert_eq!(
+        tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        403
+    );
+    let url = publish(&server.admin);
+    let published = tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(published.status, 201, "{}", published.body);
+    assert_eq!(
+        published.header("x-kpr-log-position"),
+        Some(position_then.as_str())
+    );
+    let url = publish(&server.admin);
+    assert_eq!(
+        tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        409
+    );
+
+    let release_urls = [
+        format!(
+            "{}/v1/releases/r2024/tables/T2?region=EAK&format=csv",
+            server.stats
+        ),
+        format!(
+            "{}/v1/releases/r2024/tables/I1?region=0301&format=json-stat",
+            server.stats
+        ),
+        format!(
+            "{}/v1/releases/r2024/tables/T1?region=EK46&format=csv",
+            server.stats
+        ),
+    ];
+    let mut before = Vec::new();
+    for url in &release_urls {
+        let r = fetch(url.clone()).await;
+        assert_eq!(r.status, 200, "{url}: {}", r.body);
+        assert_eq!(r.header("x-kpr-exact"), Some("false"));
+        before.push(r.body);
+    }
+    // The release is what the public listener served at that position.
+    let live = fetch(format!(
+        "{}/v1/tables/T2?region=EAK&year={year}&format=csv",
+        server.stats
+    ))
+    .await;
+    assert_eq!(live.body, before[0]);
+
+    // More events: the live table moves on, the release does not.
+    demo.seed = 2;
+    demo.persons = 60;
+    let second = kpr::demo::run(&server.endpoint, &demo, false)
+        .await
+        .unwrap();
+    assert!(second.stored > 0);
+    let exact_now = wait_caught_up(&server.admin, year, first.stored + second.stored).await;
+    assert_ne!(
+        exact_now.body, exact_then.body,
+        "the second population should change T2"
+    );
+    for (url, body) in release_urls.iter().zip(&before) {
+        assert_eq!(
+            &fetch(url.clone()).await.body,
+            body,
+            "{url} changed after more events"
+        );
+    }
+    // As known at the earlier position: the exact table of then.
+    let at = fetch(format!(
+        "{}/v1/tables/T2?region=EAK&year={year}&format=csv&exact=true&at={position_then}",
+        server.admin
+    ))
+    .await;
+    assert_eq!(at.status, 200, "{}", at.body);
+    assert_eq!(at.body, exact_then.body);
+    let refused = fetch(format!(
+        "{}/v1/tables/T2?region=EAK&year={year}&format=csv&at={position_then}",
+        server.stats
+    ))
+    .await;
+    assert_eq!(refused.status, 403);
+    server.stop().await;
+
+    // After a restart (a full rebuild of the read model) the release is unchanged.
+    let server = InProcess::start(serve_config).await;
+    for (url, body) in release_urls.iter().zip(&before) {
+        let url = url.replace(&url[..url.find("/v1").unwrap()], &server.stats);
+        assert_eq!(
+            &fetch(url.clone()).await.body,
+            body,
+            "{url} changed after a rebuild"
+        );
+    }
+    server.stop().await;
+}

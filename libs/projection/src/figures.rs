@@ -150,8 +150,19 @@ impl Query {
 /// Computes a figure with exact values.
 pub fn compute(model: &ReadModel, population: &Population, query: &Query) -> Table {
     let snapshot = Snapshot::take(model, &query.region);
+    compute_from(&snapshot, &model.position(), population, query)
+}
+
+/// Computes a figure from a snapshot already taken for `query.region` (many figures of
+/// one region share one snapshot). `position` is the model position it reflects.
+pub fn compute_from(
+    snapshot: &Snapshot,
+    position: &[(u32, u64)],
+    population: &Population,
+    query: &Query,
+) -> Table {
     let mut ctx = Ctx {
-        snapshot: &snapshot,
+        snapshot,
         population,
         query,
         population_year: None,
@@ -181,7 +192,7 @@ pub fn compute(model: &ReadModel, population: &Population, query: &Query) -> Tab
         Figure::I18 => ctx.i18(),
     };
     table.meta = TableMeta {
-        log_position: model.position(),
+        log_position: position.to_vec(),
         definition_version: DEFINITION_VERSION,
         population_year: ctx.population_year,
         reference: if query.uses_period() {

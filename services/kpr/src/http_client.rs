@@ -31,6 +31,16 @@ impl HttpResponse {
 
 /// GETs `url` (`http://host:port/path?query`), blocking, with a 60 s timeout.
 pub fn get(url: &str) -> anyhow::Result<HttpResponse> {
+    request("GET", url)
+}
+
+/// POSTs an empty body to `url`.
+pub fn post(url: &str) -> anyhow::Result<HttpResponse> {
+    request("POST", url)
+}
+
+/// One request without a body.
+pub fn request(method: &str, url: &str) -> anyhow::Result<HttpResponse> {
     let rest = url
         .strip_prefix("http://")
         .context("only http:// URLs are supported")?;
@@ -42,7 +52,7 @@ pub fn get(url: &str) -> anyhow::Result<HttpResponse> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;

@@ -38,6 +38,25 @@ enum Command {
     Stats(StatsArgs),
     /// Recompute the read model from the whole log of a stopped register, with a progress bar.
     Rebuild(DataArgs),
+    /// Freeze a release of every figure for every region at the current log position.
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Release name (1-64 of A-Z a-z 0-9 . _ -); never overwritten.
+    #[arg(long)]
+    name: String,
+    /// Year of the release (D = 31 December, P = the year).
+    #[arg(long)]
+    year: i32,
+    /// Admin endpoint of the running register.
+    #[arg(
+        long,
+        env = "KPR_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    admin_endpoint: String,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +183,25 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Stats(args) => stats(args).await,
+            Command::Publish(args) => {
+                let url = format!(
+                    "{}/v1/releases/{}?year={}",
+                    args.admin_endpoint.trim_end_matches('/'),
+                    args.name,
+                    args.year
+                );
+                let response =
+                    tokio::task::spawn_blocking(move || kpr::http_client::post(&url)).await??;
+                if response.status != 201 {
+                    anyhow::bail!(
+                        "the register answered {}: {}",
+                        response.status,
+                        response.body.trim()
+                    );
+                }
+                print!("{}", response.body);
+                Ok(())
+            }
             Command::Rebuild(args) => {
                 let (model, summary) = kpr::stats::rebuild(&args.data, true).await?;
                 println!(

@@ -163,7 +163,12 @@ pub async fn run(
     let model = Arc::new(RwLock::new(ReadModel::new()));
     let caught_up = kpr_statistics::projector::catch_up(&*log, &model, |_| {}).await?;
     tracing::info!(records = caught_up, "read model caught up with the log");
-    let stats = Arc::new(Statistics::new(Arc::clone(&model)));
+    let releases = kpr_statistics::release::ReleaseStore::open(&config.data_dir.join("stats"))?;
+    let stats = Arc::new(
+        Statistics::new(Arc::clone(&model))
+            .with_prefix(Arc::new(kpr_statistics::api::LogPrefix(Arc::clone(&log))))
+            .with_releases(releases),
+    );
     let projector = tokio::spawn(kpr_statistics::projector::run(
         Arc::clone(&log),
         Arc::clone(&model),

@@ -1,10 +1,13 @@
 //! The statistics API independent of transport: parse a request, compute the figure
 //! from the current read model, protect it (unless exact), render it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use kpr_domain::date::Date;
 use kpr_domain::municipality::Registry;
+use kpr_eventlog::{EventLog, ReadOptions};
 use kpr_projection::figures::{Figure, Query, compute};
 use kpr_projection::model::ReadModel;
 use kpr_projection::period::Period;
@@ -12,6 +15,7 @@ use kpr_projection::population::{Population, Region};
 use kpr_projection::table::Table;
 
 use crate::error::StatsError;
+use crate::release::ReleaseStore;
 use crate::{disclosure, format};
 
 /// Output format.
@@ -42,6 +46,72 @@ pub struct TableRequest {
     pub format: Format,
     /// Exact numbers (operator surface only).
     pub exact: bool,
+    /// "As known at" this log position (next offset per partition; partitions not
+    /// named count as empty). Operator surface only.
+    pub at: Option<Vec<(u32, u64)>>,
+}
+
+/// Parses a log position `p:o,p:o`.
+pub fn parse_position(text: &str) -> Result<Vec<(u32, u64)>, StatsError> {
+    let mut out = Vec::new();
+    for pair in text.split(',').filter(|p| !p.is_empty()) {
+        let parsed = pair
+            .split_once(':')
+            .and_then(|(p, o)| Some((p.parse::<u32>().ok()?, o.parse::<u64>().ok()?)));
+        out.push(parsed.ok_or_else(|| {
+            bad("at must be a log position such as 0:120,3:55 (partition:next_offset)")
+        })?);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Folds a prefix of the log into a fresh read model ("as known at" a position).
+pub trait PrefixSource: Send + Sync {
+    /// The read model of every record below `at` (next offset per partition).
+    fn fold_to<'a>(
+        &'a self,
+        at: &'a [(u32, u64)],
+    ) -> Pin<Box<dyn Future<Output = Result<ReadModel, StatsError>> + Send + 'a>>;
+}
+
+/// [`PrefixSource`] over any event log.
+pub struct LogPrefix<L>(pub Arc<L>);
+
+impl<L: EventLog> PrefixSource for LogPrefix<L> {
+    fn fold_to<'a>(
+        &'a self,
+        at: &'a [(u32, u64)],
+    ) -> Pin<Box<dyn Future<Output = Result<ReadModel, StatsError>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut model = ReadModel::new();
+            for &(partition, end) in at {
+                let mut from = 0;
+                while from < end {
+                    let records = self
+                        .0
+                        .read(
+                            partition,
+                            from,
+                            ReadOptions {
+                                records_max: 4096,
+                                wait_ms_max: 0,
+                            },
+                        )
+                        .await
+                        .map_err(|e| StatsError::Unavailable(e.to_string()))?;
+                    let Some(last) = records.last() else { break };
+                    from = last.position.offset + 1;
+                    for record in records.iter().filter(|r| r.position.offset < end) {
+                        let (event, _) = kpr_wire::decode_stored(&record.payload)
+                            .map_err(|e| StatsError::Internal(e.to_string()))?;
+                        model.apply(record.position.partition, record.position.offset, &event);
+                    }
+                }
+            }
+            Ok(model)
+        })
+    }
 }
 
 fn bad(message: impl Into<String>) -> StatsError {
@@ -75,8 +145,15 @@ impl TableRequest {
         let figure = Figure::parse(figure).ok_or_else(|| {
             StatsError::NotFound(format!("no figure {figure}; figures are T1-T4 and I1-I18"))
         })?;
-        let (mut region, mut year, mut date, mut period, mut format, mut exact) =
-            (Region::Nation, None, None, None, Format::JsonStat, false);
+        let (mut region, mut year, mut date, mut period, mut format, mut exact, mut at) = (
+            Region::Nation,
+            None,
+            None,
+            None,
+            Format::JsonStat,
+            false,
+            None,
+        );
         for pair in query_string.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -104,6 +181,15 @@ impl TableRequest {
                     }
                 }
                 "exact" => exact = matches!(value, "true" | "1"),
+                "at" => {
+                    at = Some(parse_position(
+                        &value
+                            .replace("%3A", ":")
+                            .replace("%3a", ":")
+                            .replace("%2C", ",")
+                            .replace("%2c", ","),
+                    )?)
+                }
                 other => return Err(bad(format!("unknown parameter {other:?}"))),
             }
         }
@@ -122,6 +208,7 @@ impl TableRequest {
             query,
             format,
             exact,
+            at,
         })
     }
 }
@@ -144,10 +231,19 @@ pub struct Rendered {
 }
 
 /// The statistics service over a shared read model.
-#[derive(Debug)]
 pub struct Statistics {
     model: Arc<RwLock<ReadModel>>,
     population: &'static Population,
+    prefix: Option<Arc<dyn PrefixSource>>,
+    releases: Option<ReleaseStore>,
+}
+
+impl std::fmt::Debug for Statistics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Statistics")
+            .field("releases", &self.releases.is_some())
+            .finish()
+    }
 }
 
 impl Statistics {
@@ -156,7 +252,43 @@ impl Statistics {
         Statistics {
             model,
             population: Population::embedded(),
+            prefix: None,
+            releases: None,
         }
+    }
+
+    /// With "as known at" queries over `prefix`.
+    pub fn with_prefix(mut self, prefix: Arc<dyn PrefixSource>) -> Statistics {
+        self.prefix = Some(prefix);
+        self
+    }
+
+    /// With releases kept in `store`.
+    pub fn with_releases(mut self, store: ReleaseStore) -> Statistics {
+        self.releases = Some(store);
+        self
+    }
+
+    /// The release store, if releases are kept.
+    pub fn releases(&self) -> Result<&ReleaseStore, StatsError> {
+        self.releases
+            .as_ref()
+            .ok_or_else(|| StatsError::NotFound("this register keeps no releases".into()))
+    }
+
+    /// Renders a table "as known at" `request.at` (folds that prefix of the log).
+    pub async fn render_at(&self, request: &TableRequest) -> Result<Rendered, StatsError> {
+        let (Some(prefix), Some(at)) = (&self.prefix, &request.at) else {
+            return Err(StatsError::BadRequest(
+                "as-known-at queries are not available here".into(),
+            ));
+        };
+        let model = prefix.fold_to(at).await?;
+        let mut table = compute(&model, self.population, &request.query);
+        if !request.exact {
+            disclosure::protect(&mut table);
+        }
+        Ok(render(&table, request.format))
     }
 
     /// The read model.

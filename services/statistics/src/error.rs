@@ -12,6 +12,9 @@ pub enum StatsError {
     /// No such figure, region or release.
     #[error("{0}")]
     NotFound(String),
+    /// The thing exists and may not be replaced (a release).
+    #[error("{0}")]
+    Conflict(String),
     /// The log cannot be read.
     #[error("the log cannot be read: {0}")]
     Unavailable(String),
@@ -27,6 +30,7 @@ impl StatsError {
             StatsError::BadRequest(_) => 400,
             StatsError::Forbidden => 403,
             StatsError::NotFound(_) => 404,
+            StatsError::Conflict(_) => 409,
             StatsError::Unavailable(_) => 503,
             StatsError::Internal(_) => 500,
         }

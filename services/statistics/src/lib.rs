@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod http;
 pub mod projector;
+pub mod release;
 
 pub use api::{Format, Rendered, Statistics, TableRequest};
 pub use error::StatsError;
