@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kpr/v1/codes.proto",
         "kpr/v1/events.proto",
         "kpr/v1/ingest.proto",
+        "kpr/v1/stats.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

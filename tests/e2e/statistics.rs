@@ -84,6 +84,44 @@ async fn served_tables_are_current_protected_and_equal_a_rebuild() {
         public.body.contains(",:"),
         "a 300-person population has small cells to suppress"
     );
+    // The same table over gRPC (kpr.v1.StatisticsService).
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = kpr_wire::pb::statistics_service_client::StatisticsServiceClient::new(channel);
+    let over_grpc = grpc
+        .get_table(kpr_wire::pb::GetTableRequest {
+            figure: "T2".into(),
+            region: "EAK".into(),
+            year,
+            format: kpr_wire::pb::TableFormat::Csv as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(over_grpc.body, public.body);
+    assert!(
+        !over_grpc.exact && over_grpc.definition_version == 1 && !over_grpc.log_position.is_empty()
+    );
+    let figures = grpc
+        .list_figures(kpr_wire::pb::ListFiguresRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .figures;
+    assert_eq!(figures.len(), 22);
+    let missing = grpc
+        .get_table(kpr_wire::pb::GetTableRequest {
+            figure: "T9".into(),
+            year,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
     let refused = fetch(format!(
         "{}/v1/tables/T2?{}",
         server.stats,

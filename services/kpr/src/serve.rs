@@ -149,6 +149,12 @@ pub async fn run(
     health
         .set_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
         .await;
+    health
+        .set_serving::<kpr_wire::pb::statistics_service_server::StatisticsServiceServer<
+            kpr_statistics::grpc::StatisticsGrpc,
+        >>()
+        .await;
+
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(kpr_wire::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -205,10 +211,13 @@ pub async fn run(
             let _ = stop_tx.send(true);
         }
     };
+    let statistics_grpc =
+        kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats)).into_server();
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest)
+        .add_service(statistics_grpc)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping);
     // Connections that stay open (an idle stream) must not hold the shutdown forever:
     // after the grace period the server stops waiting. Appends already enqueued are

@@ -9,6 +9,7 @@ pub mod api;
 pub mod disclosure;
 pub mod error;
 pub mod format;
+pub mod grpc;
 pub mod http;
 pub mod projector;
 pub mod release;
