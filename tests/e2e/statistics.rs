@@ -177,6 +177,20 @@ async fn served_tables_are_current_protected_and_equal_a_rebuild() {
         served.push((figure, r));
     }
     server.stop().await;
+    // The projector's store holds every folded record and a checkpoint at the log end,
+    // written together; the model restored from it is the one that was served.
+    {
+        let (_, projection) =
+            kpr_statistics::store::open_stores(&dir.path().join("stats")).unwrap();
+        let checkpoint: u64 = projection
+            .checkpoint()
+            .unwrap()
+            .iter()
+            .map(|(_, next)| next)
+            .sum();
+        assert_eq!(checkpoint, summary.stored);
+        assert_eq!(projection.load().unwrap().event_count(), summary.stored);
+    }
     for (figure, r) in served {
         let rebuilt =
             kpr::stats::offline_table(dir.path(), figure, &query("format=csv&exact=true"))
@@ -328,5 +342,30 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
             "{url} changed after a rebuild"
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_population_is_used_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("newer.csv");
+    std::fs::write(&csv, "aar,kommunenummer,kjonn,alder,personer\n2027,0301,1,85,40\n2027,0301,2,92,60\n2027,0301,2,50,999\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "year,municipality\n2027,0301\n").unwrap();
+    assert!(kpr::refdata::import(dir.path(), &bad).is_err());
+    assert_eq!(kpr::refdata::import(dir.path(), &csv).unwrap(), vec![2027]);
+    let server = InProcess::start(config(dir.path())).await;
+    let r = fetch(format!(
+        "{}/v1/tables/I1?region=0301&year=2026&format=csv&exact=true",
+        server.admin
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-kpr-population-year"), Some("2027"));
+    let row = r.body.lines().nth(1).unwrap();
+    assert!(
+        row.ends_with(",0,100,0"),
+        "numerator 0, population 80+ = 40 + 60: {row}"
+    );
     server.stop().await;
 }

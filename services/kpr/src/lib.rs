@@ -5,8 +5,10 @@
 //! **Architecture invariant:** this is the only crate that names a concrete log
 //! backend and composes services; the services themselves are generic over the log.
 
+pub mod bench;
 pub mod demo;
 pub mod http_client;
 pub mod inspect;
+pub mod refdata;
 pub mod serve;
 pub mod stats;

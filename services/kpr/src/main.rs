@@ -40,6 +40,31 @@ enum Command {
     Rebuild(DataArgs),
     /// Freeze a release of every figure for every region at the current log position.
     Publish(PublishArgs),
+    /// Reference data: `kpr refdata import --data DIR FILE` stores a newer population CSV.
+    Refdata(RefdataArgs),
+    /// Read-side benchmark on the demo population: rebuild speed, peak RSS, query latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Persons in the demo population.
+    #[arg(long, default_value_t = 2000)]
+    persons: u32,
+    /// Rounds of every figure per region.
+    #[arg(long, default_value_t = 20)]
+    repeat: u32,
+}
+
+#[derive(Debug, Args)]
+struct RefdataArgs {
+    /// Only `import` for now.
+    action: String,
+    /// The CSV to import (SSB 07459 shape: aar,kommunenummer,kjonn,alder,personer).
+    file: PathBuf,
+    /// Data directory of the register (used from its next start).
+    #[arg(long, env = "KPR_DATA", default_value = "data")]
+    data: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +208,20 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Stats(args) => stats(args).await,
+            Command::Bench(args) => kpr::bench::run(args.persons, args.repeat).await,
+            Command::Refdata(args) => {
+                anyhow::ensure!(
+                    args.action == "import",
+                    "unknown refdata action {:?}; use import",
+                    args.action
+                );
+                let years = kpr::refdata::import(&args.data, &args.file)?;
+                println!(
+                    "imported population for {years:?} into {}; restart kpr serve to use it",
+                    kpr::refdata::population_path(&args.data).display()
+                );
+                Ok(())
+            }
             Command::Publish(args) => {
                 let url = format!(
                     "{}/v1/releases/{}?year={}",

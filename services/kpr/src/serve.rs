@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use kpr_eventlog::EventLog;
 use kpr_eventlog_sled::{SledLog, SledOptions};
 use kpr_ingest::{IngestConfig, IngestGrpc, Ingestor, Pseudonymiser};
-use kpr_projection::model::ReadModel;
 use kpr_statistics::Statistics;
 use kpr_statistics::http::Surface;
 use kpr_wire::pb::ingest_service_server::IngestServiceServer;
@@ -113,6 +112,17 @@ pub struct Listeners {
     pub admin: Option<TcpListener>,
 }
 
+/// Uses the population imported into the data directory (`kpr refdata import`), if any.
+fn with_population(stats: Statistics, data_dir: &Path) -> anyhow::Result<Statistics> {
+    Ok(match crate::refdata::load(data_dir)? {
+        Some(population) => {
+            tracing::info!(years = ?population.years().collect::<Vec<_>>(), "using the imported population");
+            stats.with_population(population)
+        }
+        None => stats,
+    })
+}
+
 /// Runs the register until `shutdown` resolves, then stops taking writes, lets the
 /// requests in flight finish, flushes the log and returns.
 pub async fn run(
@@ -166,18 +176,35 @@ pub async fn run(
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
 
     // The read side in the same process: catch up with the log, then tail it.
-    let model = Arc::new(RwLock::new(ReadModel::new()));
-    let caught_up = kpr_statistics::projector::catch_up(&*log, &model, |_| {}).await?;
+    let (releases, projection) =
+        kpr_statistics::store::open_stores(&config.data_dir.join("stats"))?;
+    let restored = projection.load()?;
+    for (partition, next) in restored.position() {
+        let end = log.end_offset(partition).await?;
+        anyhow::ensure!(
+            next <= end,
+            "the projection store is ahead of the log (partition {partition}: {next} > {end}); move {} away to rebuild it",
+            config.data_dir.join("stats").display()
+        );
+    }
+    tracing::info!(
+        events = restored.event_count(),
+        "read model restored from the projection store"
+    );
+    let projection = Arc::new(projection);
+    let model = Arc::new(RwLock::new(restored));
+    let caught_up =
+        kpr_statistics::projector::catch_up(&*log, &model, Some(&projection), |_| {}).await?;
     tracing::info!(records = caught_up, "read model caught up with the log");
-    let releases = kpr_statistics::release::ReleaseStore::open(&config.data_dir.join("stats"))?;
     let stats = Arc::new(
-        Statistics::new(Arc::clone(&model))
+        with_population(Statistics::new(Arc::clone(&model)), &config.data_dir)?
             .with_prefix(Arc::new(kpr_statistics::api::LogPrefix(Arc::clone(&log))))
             .with_releases(releases),
     );
     let projector = tokio::spawn(kpr_statistics::projector::run(
         Arc::clone(&log),
         Arc::clone(&model),
+        Some(Arc::clone(&projection)),
         stop_rx.clone(),
     ));
     let mut http_servers = Vec::new();

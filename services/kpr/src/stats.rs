@@ -45,7 +45,8 @@ pub async fn rebuild(data: &Path, progress: bool) -> anyhow::Result<(ReadModel, 
     );
     let model = RwLock::new(ReadModel::new());
     let started = Instant::now();
-    let events = kpr_statistics::projector::catch_up(&log, &model, |n| bar.set_position(n)).await?;
+    let events =
+        kpr_statistics::projector::catch_up(&log, &model, None, |n| bar.set_position(n)).await?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     log.close().await?;

@@ -233,7 +233,7 @@ pub struct Rendered {
 /// The statistics service over a shared read model.
 pub struct Statistics {
     model: Arc<RwLock<ReadModel>>,
-    population: &'static Population,
+    population: Arc<Population>,
     prefix: Option<Arc<dyn PrefixSource>>,
     releases: Option<ReleaseStore>,
 }
@@ -251,10 +251,21 @@ impl Statistics {
     pub fn new(model: Arc<RwLock<ReadModel>>) -> Statistics {
         Statistics {
             model,
-            population: Population::embedded(),
+            population: Arc::new(Population::embedded().clone()),
             prefix: None,
             releases: None,
         }
+    }
+
+    /// With population denominators from `population` (an imported newer CSV).
+    pub fn with_population(mut self, population: Population) -> Statistics {
+        self.population = Arc::new(population);
+        self
+    }
+
+    /// The population used for denominators.
+    pub fn population(&self) -> &Population {
+        &self.population
     }
 
     /// With "as known at" queries over `prefix`.
@@ -284,7 +295,7 @@ impl Statistics {
             ));
         };
         let model = prefix.fold_to(at).await?;
-        let mut table = compute(&model, self.population, &request.query);
+        let mut table = compute(&model, &self.population, &request.query);
         if !request.exact {
             disclosure::protect(&mut table);
         }
@@ -303,7 +314,7 @@ impl Statistics {
             .model
             .read()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
-        let mut table = compute(&model, self.population, &request.query);
+        let mut table = compute(&model, &self.population, &request.query);
         if !request.exact {
             disclosure::protect(&mut table);
         }

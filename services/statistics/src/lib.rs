@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod http;
 pub mod projector;
 pub mod release;
+pub mod store;
 
 pub use api::{Format, Rendered, Statistics, TableRequest};
 pub use error::StatsError;

@@ -13,6 +13,7 @@ use kpr_projection::model::ReadModel;
 use tokio::sync::watch;
 
 use crate::error::StatsError;
+use crate::store::ProjectionStore;
 
 /// Records read per partition and round.
 const READ_RECORDS_MAX: u32 = 4096;
@@ -24,11 +25,12 @@ const IDLE_WAIT: Duration = Duration::from_millis(20);
 pub async fn catch_up<L: EventLog>(
     log: &L,
     model: &RwLock<ReadModel>,
+    store: Option<&ProjectionStore>,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, StatsError> {
     let mut applied = 0;
     loop {
-        let round = poll_once(log, model).await?;
+        let round = poll_once(log, model, store).await?;
         applied += round;
         progress(applied);
         if round == 0 {
@@ -38,7 +40,11 @@ pub async fn catch_up<L: EventLog>(
 }
 
 /// One pass over every partition from the model's position; returns records applied.
-async fn poll_once<L: EventLog>(log: &L, model: &RwLock<ReadModel>) -> Result<u64, StatsError> {
+async fn poll_once<L: EventLog>(
+    log: &L,
+    model: &RwLock<ReadModel>,
+    store: Option<&ProjectionStore>,
+) -> Result<u64, StatsError> {
     let mut applied = 0;
     for partition in 0..log.partition_count() {
         let from = {
@@ -74,6 +80,11 @@ async fn poll_once<L: EventLog>(log: &L, model: &RwLock<ReadModel>) -> Result<u6
             })?;
             decoded.push((record.position, event));
         }
+        // Records and checkpoint first, atomically; the in-memory fold after. A crash
+        // in between restarts from the store, which already holds the chunk.
+        if let Some(store) = store {
+            store.save(partition, &records)?;
+        }
         let mut m = model
             .write()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
@@ -90,13 +101,14 @@ async fn poll_once<L: EventLog>(log: &L, model: &RwLock<ReadModel>) -> Result<u6
 pub async fn run<L: EventLog>(
     log: Arc<L>,
     model: Arc<RwLock<ReadModel>>,
+    store: Option<Arc<ProjectionStore>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), StatsError> {
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        let applied = poll_once(&*log, &model).await?;
+        let applied = poll_once(&*log, &model, store.as_deref()).await?;
         if applied == 0 {
             tokio::select! {
                 _ = stop.changed() => {}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kpr_domain::municipality::Registry;
 use kpr_projection::figures::{Figure, Query, compute_from};
-use kpr_projection::population::{Population, Region};
+use kpr_projection::population::Region;
 use kpr_projection::snapshot::Snapshot;
 
 use crate::api::{Format, Rendered, Statistics, render};
@@ -106,6 +106,12 @@ impl ReleaseStore {
             .flush_every_ms(None)
             .open()
             .map_err(storage)?;
+        ReleaseStore::open_in(&db)
+    }
+
+    /// Opens the store in an already open sled database.
+    pub fn open_in(db: &sled::Db) -> Result<ReleaseStore, StatsError> {
+        let db = db.clone();
         let tables = db.open_tree("release_tables").map_err(storage)?;
         let manifests = db.open_tree("releases").map_err(storage)?;
         Ok(ReleaseStore {
@@ -155,7 +161,7 @@ impl ReleaseStore {
             for figure in Figure::ALL {
                 let query = Query::for_year(figure, region.clone(), year)
                     .ok_or_else(|| StatsError::BadRequest("year out of range".into()))?;
-                let mut table = compute_from(&snapshot, &position, Population::embedded(), &query);
+                let mut table = compute_from(&snapshot, &position, stats.population(), &query);
                 disclosure::protect(&mut table);
                 for format in [Format::JsonStat, Format::Csv] {
                     batch.insert(
