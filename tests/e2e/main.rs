@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod crash;
+mod golden;
 mod ingest_api;
 mod privacy;
 mod statistics;

@@ -189,6 +189,21 @@ class JsonStatGoldenTest(unittest.TestCase):
         self.spot_check(g, ["1151", "0", "2024", "Befolkning"], 29)
 
 
+class ServedGoldenTest(unittest.TestCase):
+    """Tables as the register served them (tests/e2e/golden.rs writes served_*)."""
+
+    def test_served_tables_read_with_pyjstat(self):
+        names = sorted(p.stem for p in GOLDEN_DIR.glob("served_*.json"))
+        self.assertGreaterEqual(len(names), 4, "the served golden files are missing")
+        for name in names:
+            with self.subTest(name=name):
+                g = Golden(name)
+                JsonStatGoldenTest.check_common(self, g)
+                self.assertFalse(g.raw["extension"]["exact"], f"{name} is a public table")
+                self.assertEqual(g.ids[0], "Region")
+                self.assertIn("Tid", g.ids)
+
+
 def main() -> int:
     program = unittest.main(module=__name__, exit=False, verbosity=2)
     result = program.result
