@@ -54,5 +54,9 @@ fi
 
 golden=0
 "$venv/bin/python" tests/python/test_jsonstat_golden.py || golden=$?
+oracle=0
+# The independent oracle (written from SPEC 5 alone): every exact cell must agree.
+"$venv/bin/python" tests/python/oracle.py --seed 1 || oracle=$?
 "$venv/bin/python" tests/python/test_ingest_client.py "$@" || exit $?
+[ "$oracle" = 0 ] || exit "$oracle"
 exit "$golden"

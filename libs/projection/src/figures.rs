@@ -1156,6 +1156,10 @@ impl Ctx<'_> {
             vec![self.region_dim(), self.tid(true)],
             &Ctx::rate_measures(Quantity::Share),
         );
+        // I18 counts stays, not persons (SPEC 5.2).
+        b.table.dimensions[2].categories[0].label =
+            "rehabiliteringsopphold avsluttet, ikke død eller til institusjon".into();
+        b.table.dimensions[2].categories[1].label = "rehabiliteringsopphold avsluttet".into();
         b.table.measures[1].quantity = Quantity::Persons;
         let period = &self.query.period;
         let (mut home, mut ended) = (0.0, 0.0);
