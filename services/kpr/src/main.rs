@@ -242,14 +242,21 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Rebuild(args) => {
-                let (model, summary) = kpr::stats::rebuild(&args.data, true).await?;
+                let r = kpr::stats::rebuild_store(&args.data, true).await?;
                 println!(
-                    "rebuilt the read model: {} events in {:.2} s ({:.0} events/s); position {:?}",
-                    summary.events,
-                    summary.seconds,
-                    summary.events as f64 / summary.seconds.max(1e-9),
-                    model.position()
+                    "rebuilt the projection from the log: {} events in {:.2} s ({:.0} events/s); position {:?}",
+                    r.summary.events,
+                    r.summary.seconds,
+                    r.summary.events as f64 / r.summary.seconds.max(1e-9),
+                    r.after.1
                 );
+                println!(
+                    "before the rebuild the store held {} events at {:?}; national tables {}",
+                    r.before.0,
+                    r.before.1,
+                    if r.tables_equal { "identical" } else { "DIFFERENT" }
+                );
+                anyhow::ensure!(r.before.1 != r.after.1 || r.tables_equal, "the rebuilt projection differs from the stored one at the same position");
                 Ok(())
             }
             Command::Verify(args) => {

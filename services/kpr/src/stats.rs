@@ -8,9 +8,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use kpr_domain::date::Date;
 use kpr_eventlog::EventLog;
 use kpr_eventlog_sled::{SledLog, SledOptions};
+use kpr_projection::figures::{Figure, Query, compute};
 use kpr_projection::model::ReadModel;
+use kpr_projection::population::{Population, Region};
 use kpr_statistics::{Format, Statistics, TableRequest};
 
 use crate::serve::log_dir;
@@ -24,8 +27,60 @@ pub struct RebuildSummary {
     pub seconds: f64,
 }
 
-/// Folds the whole log of a stopped register into a fresh read model.
+/// Folds the whole log of a stopped register into a fresh read model, in memory only.
 pub async fn rebuild(data: &Path, progress: bool) -> anyhow::Result<(ReadModel, RebuildSummary)> {
+    fold_log(data, progress, None).await
+}
+
+/// What `kpr rebuild` found.
+#[derive(Debug, Clone)]
+pub struct StoreRebuild {
+    /// Timing.
+    pub summary: RebuildSummary,
+    /// Events and position of the projection as it was stored before.
+    pub before: (u64, Vec<(u32, u64)>),
+    /// Events and position after the rebuild.
+    pub after: (u64, Vec<(u32, u64)>),
+    /// Whether every figure for the nation (last complete year) is the same exact
+    /// table before and after.
+    pub tables_equal: bool,
+}
+
+/// `kpr rebuild`: recomputes the stored projection of a stopped register from the log
+/// from zero (releases are kept) and compares it with what was stored.
+pub async fn rebuild_store(data: &Path, progress: bool) -> anyhow::Result<StoreRebuild> {
+    let (_releases, store) = kpr_statistics::store::open_stores(&data.join("stats"))?;
+    let old = store.load()?;
+    store.clear()?;
+    let (new, summary) = fold_log(data, progress, Some(&store)).await?;
+    let year = Date::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+    .year()
+        - 1;
+    let mut tables_equal = true;
+    for figure in Figure::ALL {
+        if let Some(query) = Query::for_year(figure, Region::Nation, year) {
+            let population = Population::embedded();
+            tables_equal &= compute(&old, population, &query) == compute(&new, population, &query);
+        }
+    }
+    Ok(StoreRebuild {
+        summary,
+        before: (old.event_count(), old.position()),
+        after: (new.event_count(), new.position()),
+        tables_equal,
+    })
+}
+
+async fn fold_log(
+    data: &Path,
+    progress: bool,
+    store: Option<&kpr_statistics::store::ProjectionStore>,
+) -> anyhow::Result<(ReadModel, RebuildSummary)> {
     let log = SledLog::open(&log_dir(data), &SledOptions::standard(1))
         .with_context(|| format!("cannot open the log in {}", data.display()))?;
     let mut total = 0u64;
@@ -46,7 +101,7 @@ pub async fn rebuild(data: &Path, progress: bool) -> anyhow::Result<(ReadModel, 
     let model = RwLock::new(ReadModel::new());
     let started = Instant::now();
     let events =
-        kpr_statistics::projector::catch_up(&log, &model, None, |n| bar.set_position(n)).await?;
+        kpr_statistics::projector::catch_up(&log, &model, store, |n| bar.set_position(n)).await?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     log.close().await?;

@@ -90,6 +90,13 @@ impl ProjectionStore {
         self.tree.apply_batch(batch).map_err(storage)
     }
 
+    /// Removes every folded record and checkpoint (before a rebuild from zero).
+    pub fn clear(&self) -> Result<(), StatsError> {
+        self.tree.clear().map_err(storage)?;
+        self.tree.flush().map_err(storage)?;
+        Ok(())
+    }
+
     /// The checkpoint: next offset per partition.
     pub fn checkpoint(&self) -> Result<Vec<(u32, u64)>, StatsError> {
         let mut out = Vec::new();
