@@ -19,9 +19,15 @@ const PARTITIONS: u32 = 4;
 
 /// The demo population as stored events with their positions, in log order per partition.
 fn log(persons: u32) -> (Vec<(u32, u64, StoredEvent)>, Date) {
+    log_seeded(persons, 1)
+}
+
+/// The population of `seed` (a different random population per seed).
+fn log_seeded(persons: u32, seed: u64) -> (Vec<(u32, u64, StoredEvent)>, Date) {
     let today = Date::from_ymd(2025, 6, 30).unwrap();
     let mut config = kpr_synth::DemoConfig::standard(today);
     config.persons = persons;
+    config.seed = seed;
     let rules = Rules {
         today,
         allow_synthetic_ids: true,
@@ -78,7 +84,15 @@ fn tables(model: &ReadModel, region: Region, year: i32) -> Vec<Table> {
 
 #[test]
 fn chunked_interleaved_and_repeated_folds_agree() {
-    let (log, today) = log(400);
+    // Several random populations (each with corrections, deaths, pauses...), and chunk
+    // sizes that fall anywhere in a batch.
+    for (seed, chunk) in [(1, 37), (11, 1), (23, 500), (97, 13)] {
+        chunked_equals_whole(seed, chunk);
+    }
+}
+
+fn chunked_equals_whole(seed: u64, chunk_size: usize) {
+    let (log, today) = log_seeded(300, seed);
     let mut whole = ReadModel::new();
     for (p, o, e) in &log {
         assert!(whole.apply(*p, *o, e));
@@ -87,7 +101,7 @@ fn chunked_interleaved_and_repeated_folds_agree() {
     let mut chunked = ReadModel::new();
     for partition in 0..PARTITIONS {
         let mine: Vec<_> = log.iter().filter(|(p, _, _)| *p == partition).collect();
-        for chunk in mine.chunks(37) {
+        for chunk in mine.chunks(chunk_size) {
             for (p, o, e) in chunk {
                 chunked.apply(*p, *o, e);
             }
