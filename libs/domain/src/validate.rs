@@ -439,3 +439,34 @@ fn check_person(
     }
     Some(PersonFacts { birth_year, sex })
 }
+
+impl Submitted {
+    /// The event to store: the submission with its municipality resolved and the raw
+    /// person replaced by the pseudonym and the facts validation established. The raw
+    /// id is dropped here.
+    pub fn into_stored(
+        self,
+        resolved: Resolved,
+        pseudonym: crate::person::Pseudonym,
+    ) -> crate::event::StoredEvent {
+        let as_sent =
+            (self.municipality != resolved.municipality.as_str()).then_some(self.municipality);
+        crate::event::Event {
+            envelope: crate::event::Envelope {
+                event_id: self.event_id,
+                municipality: resolved.municipality,
+                municipality_as_sent: as_sent,
+                source_system: self.source_system,
+                source_version: self.source_version,
+                recorded_at_unix_ms: self.recorded_at_unix_ms,
+                person: crate::person::PersonRef {
+                    pseudonym,
+                    birth_year: resolved.person.birth_year,
+                    sex: resolved.person.sex,
+                },
+                service_id: self.service_id,
+            },
+            payload: self.payload,
+        }
+    }
+}

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kpr_domain::date::Date;
-use kpr_domain::event::{Envelope, Event, StoredEvent};
-use kpr_domain::person::{PersonRef, Pseudonym};
+use kpr_domain::event::StoredEvent;
+use kpr_domain::person::Pseudonym;
 use kpr_domain::validate::{Rules, validate};
 use kpr_projection::figures::{Figure, Query, compute};
 use kpr_projection::model::ReadModel;
@@ -40,23 +40,7 @@ fn log_seeded(persons: u32, seed: u64) -> (Vec<(u32, u64, StoredEvent)>, Date) {
             let resolved = validate(&submitted, &rules).unwrap();
             let mut pseudonym = [0u8; 32];
             pseudonym[..11].copy_from_slice(submitted.person.national_id.as_bytes());
-            let event: StoredEvent = Event {
-                envelope: Envelope {
-                    event_id: submitted.event_id,
-                    municipality: resolved.municipality,
-                    municipality_as_sent: None,
-                    source_system: submitted.source_system,
-                    source_version: submitted.source_version,
-                    recorded_at_unix_ms: submitted.recorded_at_unix_ms,
-                    person: PersonRef {
-                        pseudonym: Pseudonym(pseudonym),
-                        birth_year: resolved.person.birth_year,
-                        sex: resolved.person.sex,
-                    },
-                    service_id: submitted.service_id,
-                },
-                payload: submitted.payload,
-            };
+            let event: StoredEvent = submitted.into_stored(resolved, Pseudonym(pseudonym));
             let partition =
                 kpr_eventlog::partition_for(resolved.municipality.as_str().as_bytes(), PARTITIONS);
             let offset = next[partition as usize];

@@ -15,9 +15,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kpr_domain::date::Date;
-use kpr_domain::event::{Envelope, Event, EventId, StoredEvent};
+use kpr_domain::event::{EventId, StoredEvent};
 use kpr_domain::municipality::{MunicipalityCode, Registry};
-use kpr_domain::person::PersonRef;
 use kpr_domain::state::{MunicipalityState, NewEvent, ServiceKey, Undo};
 use kpr_domain::validate::{Rules, validate};
 use kpr_eventlog::{AppendTicket, EventLog, LogError, Position, ReadOptions, partition_for};
@@ -422,25 +421,7 @@ impl<L: EventLog> Ingestor<L> {
             }
             let pseudonym = self.pseudonymiser.pseudonym(&submitted.person.national_id);
             let digest = content_digest(raw, &hex(&pseudonym));
-            let as_sent = (submitted.municipality != resolved.municipality.as_str())
-                .then(|| submitted.municipality.clone());
-            let event = Event {
-                envelope: Envelope {
-                    event_id: submitted.event_id,
-                    municipality: resolved.municipality,
-                    municipality_as_sent: as_sent,
-                    source_system: submitted.source_system,
-                    source_version: submitted.source_version,
-                    recorded_at_unix_ms: submitted.recorded_at_unix_ms,
-                    person: PersonRef {
-                        pseudonym,
-                        birth_year: resolved.person.birth_year,
-                        sex: resolved.person.sex,
-                    },
-                    service_id: submitted.service_id,
-                },
-                payload: submitted.payload,
-            };
+            let event = submitted.into_stored(resolved, pseudonym);
             let bytes = encode_stored(
                 &event,
                 &StoredMeta {

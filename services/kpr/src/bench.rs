@@ -10,8 +10,6 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 use kpr_domain::date::Date;
-use kpr_domain::event::{Envelope, Event};
-use kpr_domain::person::PersonRef;
 use kpr_domain::validate::{Rules, validate};
 use kpr_eventlog::{EventLog, partition_for};
 use kpr_eventlog_sled::{SledLog, SledOptions};
@@ -47,23 +45,8 @@ async fn write_demo(dir: &std::path::Path, persons: u32, today: Date) -> anyhow:
             let resolved = validate(&submitted, &rules)
                 .map_err(|v| anyhow::anyhow!("demo event refused: {v:?}"))?;
             municipality = Some(resolved.municipality);
-            let event = Event {
-                envelope: Envelope {
-                    event_id: submitted.event_id,
-                    municipality: resolved.municipality,
-                    municipality_as_sent: None,
-                    source_system: submitted.source_system,
-                    source_version: submitted.source_version,
-                    recorded_at_unix_ms: submitted.recorded_at_unix_ms,
-                    person: PersonRef {
-                        pseudonym: key.pseudonym(&submitted.person.national_id),
-                        birth_year: resolved.person.birth_year,
-                        sex: resolved.person.sex,
-                    },
-                    service_id: submitted.service_id,
-                },
-                payload: submitted.payload,
-            };
+            let pseudonym = key.pseudonym(&submitted.person.national_id);
+            let event = submitted.into_stored(resolved, pseudonym);
             payloads.push(encode_stored(
                 &event,
                 &StoredMeta {
