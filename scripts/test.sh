@@ -21,6 +21,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets --locked
 
+echo "== Kafka-protocol broker (tansu) on 127.0.0.1 for the Kafka conformance suite"
+tansu="$(scripts/kafka-broker.sh)"
+broker_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+broker_dir="$(mktemp -d)"
+(cd "$broker_dir" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$broker_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$broker_port" --storage-engine memory://tansu/ \
+    > "$logs/tansu.log" 2>&1) &
+broker_pid=$!
+trap 'kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; rm -rf "$logs" "$broker_dir"' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break
+  kill -0 "$broker_pid" 2>/dev/null || { cat "$logs/tansu.log" >&2; echo "test.sh: the broker did not start" >&2; exit 1; }
+  sleep 0.1
+done
+export KPR_TEST_KAFKA_BROKERS="127.0.0.1:$broker_port"
+
 echo "== Rust tests (unit, conformance, end-to-end incl. the SIGKILL crash test)"
 cargo test --workspace --locked 2>&1 | tee "$logs/cargo.txt"
 

@@ -55,6 +55,7 @@ fn dependency_rules_hold() {
         ("kpr-domain", &[][..]),
         ("kpr-eventlog", &[][..]),
         ("kpr-eventlog-sled", &["kpr-eventlog"][..]),
+        ("kpr-eventlog-kafka", &["kpr-eventlog"][..]),
         ("kpr-projection", &["kpr-domain"][..]),
         ("kpr-wire", &["kpr-domain"][..]),
         ("kpr-synth", &["kpr-domain", "kpr-wire"][..]),
