@@ -11,6 +11,7 @@ mod bad_input;
 mod crash;
 mod golden;
 mod ingest_api;
+mod logcopy;
 mod privacy;
 mod statistics;
 mod tidy;

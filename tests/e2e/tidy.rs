@@ -74,6 +74,7 @@ fn dependency_rules_hold() {
                 "kpr-wire",
                 "kpr-eventlog",
                 "kpr-eventlog-sled",
+                "kpr-eventlog-kafka",
                 "kpr-ingest",
                 "kpr-synth",
                 "kpr-projection",

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod demo;
 pub mod http_client;
 pub mod inspect;
+pub mod logcopy;
 pub mod refdata;
 pub mod serve;
 pub mod stats;

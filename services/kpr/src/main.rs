@@ -44,6 +44,20 @@ enum Command {
     Refdata(RefdataArgs),
     /// Read-side benchmark on the demo population: rebuild speed, peak RSS, query latency.
     Bench(BenchArgs),
+    /// Log operations: `kpr log copy --from sled:DIR --to kafka:BROKERS/TOPIC` (and back).
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// Only `copy` for now.
+    action: String,
+    /// Source: sled:DATA_DIR or kafka:BROKERS/TOPIC (nothing may write to it meanwhile).
+    #[arg(long)]
+    from: String,
+    /// Target (must be empty): sled:DATA_DIR or kafka:BROKERS/TOPIC.
+    #[arg(long)]
+    to: String,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +222,14 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Stats(args) => stats(args).await,
+            Command::Log(args) => {
+                anyhow::ensure!(args.action == "copy", "unknown log action {:?}; use copy", args.action);
+                let from = kpr::logcopy::Location::parse(&args.from)?;
+                let to = kpr::logcopy::Location::parse(&args.to)?;
+                let copied = kpr::logcopy::copy(&from, &to, true).await?;
+                println!("copied {copied} records from {} to {}", args.from, args.to);
+                Ok(())
+            }
             Command::Bench(args) => kpr::bench::run(args.persons, args.repeat).await,
             Command::Refdata(args) => {
                 anyhow::ensure!(
