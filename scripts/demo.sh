@@ -16,12 +16,22 @@ data=${KPR_DEMO_DATA:-target/demo-data}
 addr=${KPR_DEMO_ADDR:-127.0.0.1:50051}
 rm -rf "$data"
 
-"$kpr" serve --data "$data" --addr "$addr" --allow-synthetic-ids &
+stats_addr=${KPR_DEMO_STATS_ADDR:-127.0.0.1:8080}
+admin_addr=${KPR_DEMO_ADMIN_ADDR:-127.0.0.1:8081}
+"$kpr" serve --data "$data" --addr "$addr" --stats-addr "$stats_addr" --admin-addr "$admin_addr" --allow-synthetic-ids &
 server=$!
 stop() { kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
 "$kpr" demo --endpoint "http://$addr"
+year=$(( $(date +%Y) - 1 ))
+sleep 1   # let the projector fold the last batches
+echo "-- I3, inhabitants 80+ with home services, 31.12.$year, per region (disclosure-controlled):"
+for region in EAK 0301 EK46; do
+  "$kpr" stats I3 --region "$region" --year "$year" --endpoint "http://$stats_addr"
+done
+echo "-- I16, waiting time from decision to start, $year (exact, from the admin listener):"
+"$kpr" stats I16 --year "$year" --exact --admin-endpoint "http://$admin_addr"
 if [ "$once" = 1 ]; then
   stop
   trap - EXIT INT TERM
@@ -29,5 +39,6 @@ if [ "$once" = 1 ]; then
   "$kpr" verify --data "$data"
   exit 0
 fi
-echo "the register is serving on $addr (gRPC: kpr.v1.IngestService, health, reflection); Ctrl-C stops it"
+echo "the register is serving: gRPC on $addr (IngestService, StatisticsService, health, reflection),"
+echo "statistics on http://$stats_addr/v1/tables/{figure}?region=EAK&year=$year&format=csv, admin on http://$admin_addr; Ctrl-C stops it"
 wait "$server"
