@@ -4,6 +4,7 @@
 //! decisions and waiting-list entries.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use kpr_domain::date::Date;
 use kpr_domain::event::{CheckKind, Outcome, Payload, Variable};
@@ -87,73 +88,95 @@ pub struct WaitingEntry {
     pub date: Date,
 }
 
+/// Every person known anywhere, with the facts figures need.
+pub type People = HashMap<Pseudonym, Person>;
+
 /// Everything a figure reads, for one region.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    /// Every person known anywhere.
-    pub people: HashMap<Pseudonym, Person>,
+    /// Every person known anywhere (shared between the regions of one model position).
+    pub people: Arc<People>,
     /// The region's service episodes.
     pub services: Vec<ServiceView>,
     /// The region's waiting-list entries.
     pub waiting: Vec<WaitingEntry>,
 }
 
-impl Snapshot {
-    /// Takes the snapshot of `region` from `model`.
-    pub fn take(model: &ReadModel, region: &Region) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        // Person facts from every municipality, in code order (first facts win, so the
-        // result does not depend on the order partitions were folded in).
-        for (code, state) in model.municipalities() {
-            let in_region = region.contains(code.as_str());
-            for (pseudonym, view) in state.persons() {
-                let Some(facts) = view.facts else { continue };
-                let person = snapshot.people.entry(*pseudonym).or_insert_with(|| Person {
-                    birth_year: facts.birth_year,
-                    sex: facts.sex,
-                    death: None,
-                    assessments: Vec::new(),
-                    checks: Vec::new(),
-                });
-                if let Some(death) = view.death {
-                    person.death = Some(person.death.map_or(death, |d| d.min(death)));
-                }
-                for id in view.events {
-                    match state.effective_payload(id) {
-                        Some(Payload::FunctionalAssessment { date, scores }) => {
-                            person.assessments.push((date, scores))
-                        }
-                        Some(Payload::HealthCheck {
-                            kind,
-                            date,
-                            at_risk,
-                            plan_made,
-                        }) => person.checks.push(Check {
-                            kind,
-                            date,
-                            at_risk,
-                            plan_made,
-                        }),
-                        Some(Payload::WaitingListEntered { date, .. }) if in_region => {
-                            snapshot.waiting.push(WaitingEntry {
-                                municipality: *code,
-                                person: *pseudonym,
-                                date,
-                            })
-                        }
-                        _ => {}
+/// Gathers every person's facts from every municipality, in code order (first facts
+/// win, so the result does not depend on the order partitions were folded in).
+pub fn people(model: &ReadModel) -> People {
+    let mut people = People::new();
+    for (_, state) in model.municipalities() {
+        for (pseudonym, view) in state.persons() {
+            let Some(facts) = view.facts else { continue };
+            let person = people.entry(*pseudonym).or_insert_with(|| Person {
+                birth_year: facts.birth_year,
+                sex: facts.sex,
+                death: None,
+                assessments: Vec::new(),
+                checks: Vec::new(),
+            });
+            if let Some(death) = view.death {
+                person.death = Some(person.death.map_or(death, |d| d.min(death)));
+            }
+            for id in view.events {
+                match state.effective_payload(id) {
+                    Some(Payload::FunctionalAssessment { date, scores }) => {
+                        person.assessments.push((date, scores))
                     }
+                    Some(Payload::HealthCheck {
+                        kind,
+                        date,
+                        at_risk,
+                        plan_made,
+                    }) => person.checks.push(Check {
+                        kind,
+                        date,
+                        at_risk,
+                        plan_made,
+                    }),
+                    _ => {}
                 }
             }
         }
-        for person in snapshot.people.values_mut() {
-            // Stable: equal dates keep recording order.
-            person.assessments.sort_by_key(|(date, _)| *date);
-        }
+    }
+    for person in people.values_mut() {
+        // Stable: equal dates keep recording order.
+        person.assessments.sort_by_key(|(date, _)| *date);
+    }
+    people
+}
+
+impl Snapshot {
+    /// Takes the snapshot of `region` from `model`.
+    pub fn take(model: &ReadModel, region: &Region) -> Snapshot {
+        Snapshot::take_with(model, region, Arc::new(people(model)))
+    }
+
+    /// Takes the snapshot of `region` with `people` already gathered from `model`.
+    pub fn take_with(model: &ReadModel, region: &Region, people: Arc<People>) -> Snapshot {
+        let mut snapshot = Snapshot {
+            people,
+            services: Vec::new(),
+            waiting: Vec::new(),
+        };
         for (code, state) in model
             .municipalities()
             .filter(|(c, _)| region.contains(c.as_str()))
         {
+            for (pseudonym, view) in state.persons() {
+                for id in view.events {
+                    if let Some(Payload::WaitingListEntered { date, .. }) =
+                        state.effective_payload(id)
+                    {
+                        snapshot.waiting.push(WaitingEntry {
+                            municipality: *code,
+                            person: *pseudonym,
+                            date,
+                        });
+                    }
+                }
+            }
             for (_, events) in state.services() {
                 let Some(person) = state.service_person(events) else {
                     continue;

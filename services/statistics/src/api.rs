@@ -1,17 +1,19 @@
 //! The statistics API independent of transport: parse a request, compute the figure
 //! from the current read model, protect it (unless exact), render it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use kpr_domain::date::Date;
 use kpr_domain::municipality::Registry;
 use kpr_eventlog::{EventLog, ReadOptions};
-use kpr_projection::figures::{Figure, Query, compute};
+use kpr_projection::figures::{Figure, Query, compute, compute_from};
 use kpr_projection::model::ReadModel;
 use kpr_projection::period::Period;
 use kpr_projection::population::{Population, Region};
+use kpr_projection::snapshot::{People, Snapshot, people};
 use kpr_projection::table::Table;
 
 use crate::error::StatsError;
@@ -236,6 +238,16 @@ pub struct Statistics {
     population: Arc<Population>,
     prefix: Option<Arc<dyn PrefixSource>>,
     releases: Option<ReleaseStore>,
+    cache: Mutex<SnapshotCache>,
+}
+
+/// Snapshots of the read model at one position: the people of all regions, and each
+/// region's snapshot once asked for. Replaced whenever the model moves.
+#[derive(Default)]
+struct SnapshotCache {
+    position: Vec<(u32, u64)>,
+    people: Option<Arc<People>>,
+    regions: HashMap<Region, Arc<Snapshot>>,
 }
 
 impl std::fmt::Debug for Statistics {
@@ -254,6 +266,7 @@ impl Statistics {
             population: Arc::new(Population::embedded().clone()),
             prefix: None,
             releases: None,
+            cache: Mutex::new(SnapshotCache::default()),
         }
     }
 
@@ -314,11 +327,41 @@ impl Statistics {
             .model
             .read()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
-        let mut table = compute(&model, &self.population, &request.query);
+        let position = model.position();
+        let snapshot = self.snapshot(&model, &position, &request.query.region)?;
+        let mut table = compute_from(&snapshot, &position, &self.population, &request.query);
         if !request.exact {
             disclosure::protect(&mut table);
         }
         Ok(table)
+    }
+
+    /// The snapshot of a region at the model's position, from the cache when the
+    /// model has not moved since it was taken (the model is read-locked by the caller).
+    pub fn snapshot(
+        &self,
+        model: &ReadModel,
+        position: &[(u32, u64)],
+        region: &Region,
+    ) -> Result<Arc<Snapshot>, StatsError> {
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| StatsError::Internal("snapshot cache lock poisoned".into()))?;
+        if cache.position != position || cache.people.is_none() {
+            *cache = SnapshotCache {
+                position: position.to_vec(),
+                people: Some(Arc::new(people(model))),
+                regions: HashMap::new(),
+            };
+        }
+        if let Some(snapshot) = cache.regions.get(region) {
+            return Ok(Arc::clone(snapshot));
+        }
+        let people = cache.people.clone().unwrap_or_default();
+        let snapshot = Arc::new(Snapshot::take_with(model, region, people));
+        cache.regions.insert(region.clone(), Arc::clone(&snapshot));
+        Ok(snapshot)
     }
 
     /// Computes and renders a table.

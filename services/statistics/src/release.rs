@@ -9,7 +9,6 @@ use std::path::Path;
 use kpr_domain::municipality::Registry;
 use kpr_projection::figures::{Figure, Query, compute_from};
 use kpr_projection::population::Region;
-use kpr_projection::snapshot::Snapshot;
 
 use crate::api::{Format, Rendered, Statistics, render};
 use crate::disclosure;
@@ -157,7 +156,7 @@ impl ReleaseStore {
         let mut batch = sled::Batch::default();
         let mut tables = 0u64;
         for region in regions {
-            let snapshot = Snapshot::take(&model, &region);
+            let snapshot = stats.snapshot(&model, &position, &region)?;
             for figure in Figure::ALL {
                 let query = Query::for_year(figure, region.clone(), year)
                     .ok_or_else(|| StatsError::BadRequest("year out of range".into()))?;
