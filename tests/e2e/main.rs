@@ -13,5 +13,6 @@ mod golden;
 mod ingest_api;
 mod logcopy;
 mod privacy;
+mod split;
 mod statistics;
 mod tidy;

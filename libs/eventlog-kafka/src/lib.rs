@@ -12,6 +12,8 @@
 //!   `o << 16 | i`, so offsets strictly increase within a partition (with gaps) and a
 //!   read can start in the middle of a batch. A batch holds at most 65 536 events.
 
+pub mod keyed;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -37,25 +37,68 @@ impl ReadModel {
         }
         *next = offset + 1;
         let envelope = &event.envelope;
+        let state = self
+            .municipalities
+            .entry(envelope.municipality)
+            .or_default();
+        // Idempotent by event id as well as by position: an event the log holds twice
+        // (a copy, a replay into a new topic) counts once.
+        if state.event(&envelope.event_id).is_some() {
+            return false;
+        }
         let service = (!envelope.service_id.is_empty()).then(|| ServiceKey {
             source_system: envelope.source_system.clone(),
             service_id: envelope.service_id.clone(),
         });
         // The undo record is for batch validation on the write side; a fold keeps
         // everything it applies.
-        let _undo = self
-            .municipalities
-            .entry(envelope.municipality)
-            .or_default()
-            .apply(
+        let _undo = state.apply(
+            envelope.event_id,
+            envelope.person,
+            service,
+            event.payload.clone(),
+            (),
+        );
+        self.events += 1;
+        true
+    }
+
+    /// Replaces everything known of one municipality by the fold of `events` (its
+    /// events in log order, as a projector node published them).
+    pub fn replace_municipality<'a>(
+        &mut self,
+        code: MunicipalityCode,
+        events: impl IntoIterator<Item = &'a StoredEvent>,
+    ) {
+        let mut state = MunicipalityState::default();
+        for event in events {
+            let envelope = &event.envelope;
+            let service = (!envelope.service_id.is_empty()).then(|| ServiceKey {
+                source_system: envelope.source_system.clone(),
+                service_id: envelope.service_id.clone(),
+            });
+            let _undo = state.apply(
                 envelope.event_id,
                 envelope.person,
                 service,
                 event.payload.clone(),
                 (),
             );
-        self.events += 1;
-        true
+        }
+        let added = state.event_count() as u64;
+        let removed = self
+            .municipalities
+            .insert(code, state)
+            .map_or(0, |old| old.event_count() as u64);
+        self.events = self.events + added - removed.min(self.events + added);
+    }
+
+    /// Moves the reflected position forward to at least `position`.
+    pub fn advance_to(&mut self, position: &[(u32, u64)]) {
+        for (partition, next) in position {
+            let entry = self.next.entry(*partition).or_insert(0);
+            *entry = (*entry).max(*next);
+        }
     }
 
     /// The log position reflected: next offset per partition that has records.

@@ -70,6 +70,16 @@ pub enum IngestError {
         /// Every broken rule found.
         violations: Vec<EventPrecondition>,
     },
+    /// The batch's municipality is written by another ingest node.
+    #[error("municipality {municipality} (partition {partition}) is written by another ingest node{}", owner.as_ref().map(|o| format!(": send it to {o}")).unwrap_or_default())]
+    NotOwner {
+        /// The municipality.
+        municipality: String,
+        /// Its partition.
+        partition: u32,
+        /// The owner's address, when configured.
+        owner: Option<String>,
+    },
     /// The append queue is full.
     #[error("the ingest queue is full ({capacity_batches} batches); retry later")]
     QueueFull {
@@ -160,7 +170,9 @@ const ERROR_DOMAIN: &str = "kpr.register";
 fn code_of(error: &IngestError) -> Code {
     match error {
         IngestError::InvalidArgument { .. } => Code::InvalidArgument,
-        IngestError::FailedPrecondition { .. } => Code::FailedPrecondition,
+        IngestError::FailedPrecondition { .. } | IngestError::NotOwner { .. } => {
+            Code::FailedPrecondition
+        }
         IngestError::QueueFull { .. } => Code::ResourceExhausted,
         IngestError::Unavailable(_) => Code::Unavailable,
         IngestError::Internal(_) => Code::Internal,
@@ -197,6 +209,16 @@ pub fn to_status(error: &IngestError) -> Status {
                 );
             }
             "LIFECYCLE_RULE"
+        }
+        IngestError::NotOwner {
+            partition, owner, ..
+        } => {
+            let mut metadata = HashMap::from([("partition".to_string(), partition.to_string())]);
+            if let Some(owner) = owner {
+                metadata.insert("owner".to_string(), owner.clone());
+            }
+            details.set_error_info("WRONG_INGEST_NODE", ERROR_DOMAIN, metadata);
+            return Status::with_error_details(code, error.to_string(), details);
         }
         IngestError::QueueFull { capacity_batches } => {
             details.add_quota_failure_violation(
@@ -251,7 +273,7 @@ pub fn to_rejection(error: &IngestError) -> Option<pb::Rejection> {
                 })
                 .collect(),
         }),
-        IngestError::QueueFull { .. } => Some(pb::Rejection {
+        IngestError::QueueFull { .. } | IngestError::NotOwner { .. } => Some(pb::Rejection {
             code,
             message,
             field_violations: Vec::new(),

@@ -8,7 +8,7 @@
 //! batch durable and resolves the acks. Batches of one municipality are therefore
 //! validated and stored in the same order, while many batches share one group commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -35,6 +35,29 @@ pub struct IngestConfig {
     pub batch_events_max: u32,
     /// Accept synthetic test ids (month + 80). Off in production.
     pub allow_synthetic_ids: bool,
+    /// The partitions this node writes (`None`: all). Each partition must have exactly
+    /// one writing node, so lifecycle rules see every earlier event of a municipality.
+    pub owned_partitions: Option<BTreeSet<u32>>,
+    /// Where the owners of other partitions are, to name them in a refusal.
+    pub owners: BTreeMap<u32, String>,
+}
+
+impl IngestConfig {
+    /// A node that owns every partition (the embedded default).
+    pub fn single_node(batch_events_max: u32, allow_synthetic_ids: bool) -> IngestConfig {
+        IngestConfig {
+            batch_events_max,
+            allow_synthetic_ids,
+            owned_partitions: None,
+            owners: BTreeMap::new(),
+        }
+    }
+
+    fn owns(&self, partition: u32) -> bool {
+        self.owned_partitions
+            .as_ref()
+            .is_none_or(|owned| owned.contains(&partition))
+    }
 }
 
 /// The acknowledgement of one event.
@@ -150,7 +173,7 @@ impl<L: EventLog> Ingestor<L> {
     async fn rebuild(&self) -> Result<RebuildStats, IngestError> {
         let started = Instant::now();
         let mut records = 0u64;
-        for partition in 0..self.log.partition_count() {
+        for partition in (0..self.log.partition_count()).filter(|p| self.config.owns(*p)) {
             let mut from = 0u64;
             loop {
                 let batch = self
@@ -256,6 +279,14 @@ impl<L: EventLog> Ingestor<L> {
             ));
         };
         let municipality = first.0.envelope.municipality;
+        let partition = partition_for(municipality.as_str().as_bytes(), self.log.partition_count());
+        if !self.config.owns(partition) {
+            return Err(IngestError::NotOwner {
+                municipality: municipality.to_string(),
+                partition,
+                owner: self.config.owners.get(&partition).cloned(),
+            });
+        }
         let mut state = self.lock(&municipality)?;
         let (outcome_tx, outcome_rx) = watch::channel(None);
         let mut undo: Vec<Undo> = Vec::new();
@@ -603,10 +634,7 @@ mod tests {
     }
 
     fn config() -> IngestConfig {
-        IngestConfig {
-            batch_events_max: 10,
-            allow_synthetic_ids: true,
-        }
+        IngestConfig::single_node(10, true)
     }
 
     fn id(n: u8) -> String {

@@ -12,4 +12,5 @@ pub mod inspect;
 pub mod logcopy;
 pub mod refdata;
 pub mod serve;
+pub mod split;
 pub mod stats;

@@ -46,6 +46,90 @@ enum Command {
     Bench(BenchArgs),
     /// Log operations: `kpr log copy --from sled:DIR --to kafka:BROKERS/TOPIC` (and back).
     Log(LogArgs),
+    /// Split deployment: an ingest node writing its partitions of the Kafka topic.
+    Ingest(IngestArgs),
+    /// Split deployment: a projector node (local store; publishes to TOPIC.projection).
+    Project(ProjectArgs),
+    /// Split deployment: a statistics node serving what projector nodes publish.
+    Statistics(StatisticsArgs),
+}
+
+#[derive(Debug, Args)]
+struct KafkaArgs {
+    /// Kafka brokers, host:port[,host:port].
+    #[arg(long, env = "KPR_KAFKA_BROKERS")]
+    kafka_brokers: String,
+    /// The event topic.
+    #[arg(long, env = "KPR_TOPIC", default_value = "kpr-events")]
+    topic: String,
+    /// Partitions when the topic is created (fixed afterwards).
+    #[arg(long, env = "KPR_PARTITIONS", default_value_t = 16)]
+    partitions: u32,
+    /// Replication factor when topics are created.
+    #[arg(long, env = "KPR_REPLICATION", default_value_t = 1)]
+    replication: i32,
+}
+
+impl KafkaArgs {
+    fn topic(&self) -> kpr::split::KafkaTopic {
+        kpr::split::KafkaTopic {
+            brokers: self.kafka_brokers.clone(),
+            topic: self.topic.clone(),
+            partitions: self.partitions,
+            replication: self.replication,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Data directory (the pseudonymisation key and its fingerprint).
+    #[arg(long, env = "KPR_DATA", default_value = "data")]
+    data: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, env = "KPR_ADDR", default_value = "127.0.0.1:50051")]
+    addr: SocketAddr,
+    /// Partitions this node writes, e.g. 0-7,12 (default: all). Exactly one node per partition.
+    #[arg(long, env = "KPR_PARTITIONS_OWNED")]
+    partitions_owned: Option<String>,
+    /// Owners of the other partitions, e.g. "8-15=http://ingest-1:50051", named in refusals.
+    #[arg(long, env = "KPR_OWNERS", default_value = "")]
+    owners: String,
+    /// File with the 64-hex-digit pseudonymisation key (the same on every ingest node).
+    #[arg(long, env = "KPR_PSEUDONYM_KEY_FILE")]
+    pseudonym_key_file: Option<PathBuf>,
+    /// Accept synthetic test ids (month + 80). Never in production.
+    #[arg(long, env = "KPR_ALLOW_SYNTHETIC_IDS")]
+    allow_synthetic_ids: bool,
+    /// Most events in one append batch.
+    #[arg(long, env = "KPR_BATCH_EVENTS_MAX", default_value_t = 5000)]
+    batch_events_max: u32,
+}
+
+#[derive(Debug, Args)]
+struct ProjectArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Local data directory (the projector's store).
+    #[arg(long, env = "KPR_DATA", default_value = "data")]
+    data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct StatisticsArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// gRPC address for kpr.v1.StatisticsService.
+    #[arg(long, env = "KPR_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Public statistics HTTP address [default: 127.0.0.1:8080].
+    #[arg(long, env = "KPR_STATS_ADDR")]
+    stats_addr: Option<SocketAddr>,
+    /// Operator HTTP address (exact tables); keep it on loopback [default: 127.0.0.1:8081].
+    #[arg(long, env = "KPR_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +306,32 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Stats(args) => stats(args).await,
+            Command::Ingest(args) => {
+                let key = match (args.pseudonym_key_file, std::env::var("KPR_PSEUDONYM_KEY")) {
+                    (Some(path), _) => KeySource::File(path),
+                    (None, Ok(hex)) => KeySource::Hex(hex),
+                    (None, Err(_)) => KeySource::DataDir,
+                };
+                let owned = args.partitions_owned.as_deref().map(kpr::split::parse_partitions).transpose()?;
+                let config = kpr_ingest::IngestConfig {
+                    batch_events_max: args.batch_events_max,
+                    allow_synthetic_ids: args.allow_synthetic_ids,
+                    owned_partitions: owned,
+                    owners: kpr::split::parse_owners(&args.owners)?,
+                };
+                let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+                kpr::split::run_ingest(args.kafka.topic(), args.data, key, config, listener, shutdown_signal()).await
+            }
+            Command::Project(args) => kpr::split::run_project(args.kafka.topic(), args.data, shutdown_signal()).await,
+            Command::Statistics(args) => {
+                let grpc = match args.addr {
+                    Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?),
+                    None => None,
+                };
+                let stats = http_listener(args.stats_addr, DEFAULT_STATS_ADDR, "stats").await?;
+                let admin = http_listener(args.admin_addr, DEFAULT_ADMIN_ADDR, "admin").await?;
+                kpr::split::run_statistics(args.kafka.topic(), grpc, stats, admin, shutdown_signal()).await
+            }
             Command::Log(args) => {
                 anyhow::ensure!(args.action == "copy", "unknown log action {:?}; use copy", args.action);
                 let from = kpr::logcopy::Location::parse(&args.from)?;

@@ -143,10 +143,8 @@ pub async fn run(
         ..SledOptions::standard(config.partitions)
     };
     let log = Arc::new(SledLog::open(&log_dir(&config.data_dir), &options)?);
-    let ingest_config = IngestConfig {
-        batch_events_max: config.batch_events_max,
-        allow_synthetic_ids: config.allow_synthetic_ids,
-    };
+    let ingest_config =
+        IngestConfig::single_node(config.batch_events_max, config.allow_synthetic_ids);
     let (ingestor, stats) = Ingestor::open(Arc::clone(&log), key, ingest_config).await?;
     tracing::info!(
         records = stats.records,

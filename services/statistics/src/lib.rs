@@ -12,6 +12,7 @@ pub mod format;
 pub mod grpc;
 pub mod http;
 pub mod projector;
+pub mod published;
 pub mod release;
 pub mod store;
 

@@ -109,6 +109,18 @@ impl ProjectionStore {
         Ok(out)
     }
 
+    /// Every stored record: partition, offset and the stored-event bytes, in key order.
+    pub fn records(&self) -> Result<Vec<(u32, u64, Bytes)>, StatsError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([RECORD]) {
+            let (k, v) = item.map_err(storage)?;
+            let partition = u32::from_be_bytes(k[1..5].try_into().map_err(storage)?);
+            let offset = u64::from_be_bytes(k[5..13].try_into().map_err(storage)?);
+            out.push((partition, offset, Bytes::copy_from_slice(&v)));
+        }
+        Ok(out)
+    }
+
     /// Restores a read model from the stored records (up to each checkpoint).
     pub fn load(&self) -> Result<ReadModel, StatsError> {
         let checkpoint = self.checkpoint()?;

@@ -1,0 +1,320 @@
+//! The split deployment on Apache Kafka: `kpr ingest`, `kpr project` and
+//! `kpr statistics` as separate processes (ARCHITECTURE.md, "Split deployment").
+//!
+//! - Ingest nodes own disjoint sets of partitions (static configuration); a request for
+//!   a municipality in another node's partition is refused with FAILED_PRECONDITION
+//!   naming the owner.
+//! - A projector node folds the event topic into its local store (records and offsets
+//!   in one atomic write) and publishes one snapshot per changed municipality to the
+//!   compacted topic `<topic>.projection`.
+//! - Statistics nodes read that topic (latest snapshot per municipality) into their
+//!   read model and serve the statistics API over HTTP and gRPC.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kpr_domain::municipality::MunicipalityCode;
+use kpr_eventlog::{EventLog, ReadOptions};
+use kpr_eventlog_kafka::keyed::KeyedTopic;
+use kpr_eventlog_kafka::{KafkaLog, KafkaOptions};
+use kpr_ingest::{IngestConfig, IngestGrpc, Ingestor};
+use kpr_projection::model::ReadModel;
+use kpr_statistics::Statistics;
+use kpr_statistics::http::Surface;
+use kpr_statistics::published::MunicipalitySnapshot;
+use kpr_wire::pb::ingest_service_server::IngestServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::serve::{KeySource, ServeConfig, load_key};
+
+/// How often a projector publishes the municipalities that changed.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Where the event topic is.
+#[derive(Clone, Debug)]
+pub struct KafkaTopic {
+    /// Brokers.
+    pub brokers: String,
+    /// Event topic.
+    pub topic: String,
+    /// Partitions when the topic is created.
+    pub partitions: u32,
+    /// Replication factor when topics are created.
+    pub replication: i32,
+}
+
+impl KafkaTopic {
+    fn projection_topic(&self) -> String {
+        format!("{}.projection", self.topic)
+    }
+
+    async fn open_log(&self) -> anyhow::Result<KafkaLog> {
+        let mut options = KafkaOptions::new(&self.brokers, &self.topic, self.partitions);
+        options.replication = self.replication;
+        Ok(KafkaLog::open(options).await?)
+    }
+}
+
+/// Parses partition sets such as `0-7,12`.
+pub fn parse_partitions(text: &str) -> anyhow::Result<BTreeSet<u32>> {
+    let mut out = BTreeSet::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
+                anyhow::ensure!(a <= b, "bad partition range {part}");
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse()?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses owners such as `0-7=http://ingest-0:50051;8-15=http://ingest-1:50051`.
+pub fn parse_owners(text: &str) -> anyhow::Result<BTreeMap<u32, String>> {
+    let mut out = BTreeMap::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (partitions, owner) = entry
+            .split_once('=')
+            .context("owners are PARTITIONS=ADDRESS;…")?;
+        for p in parse_partitions(partitions)? {
+            anyhow::ensure!(
+                out.insert(p, owner.to_string()).is_none(),
+                "partition {p} has two owners"
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `kpr ingest`: an ingest node over the Kafka log.
+pub async fn run_ingest(
+    kafka: KafkaTopic,
+    data_dir: PathBuf,
+    key: KeySource,
+    ingest: IngestConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let serve_config = ServeConfig {
+        data_dir,
+        partitions: kafka.partitions,
+        key,
+        allow_synthetic_ids: ingest.allow_synthetic_ids,
+        batch_events_max: ingest.batch_events_max,
+        message_bytes_max: 16 * 1024 * 1024,
+        queue_capacity_batches: 0,
+        sync_data: true,
+    };
+    let key = load_key(&serve_config)?;
+    let log = Arc::new(kafka.open_log().await?);
+    let (ingestor, stats) = Ingestor::open(Arc::clone(&log), key, ingest).await?;
+    tracing::info!(
+        records = stats.records,
+        seconds = stats.seconds,
+        "ingest node: write-side state rebuilt from its partitions"
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<IngestServiceServer<IngestGrpc<KafkaLog>>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kpr_wire::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let stopping = {
+        let ingestor = Arc::clone(&ingestor);
+        async move {
+            shutdown.await;
+            ingestor.stop_accepting();
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(IngestGrpc::new(ingestor).into_server(serve_config.message_bytes_max))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
+        .await?;
+    log.close().await?;
+    Ok(())
+}
+
+/// `kpr project`: a projector node.
+pub async fn run_project(
+    kafka: KafkaTopic,
+    data_dir: PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let log = kafka.open_log().await?;
+    let output = KeyedTopic::open(
+        &kafka.brokers,
+        &kafka.projection_topic(),
+        log.partition_count(),
+        kafka.replication,
+    )
+    .await?;
+    let (_releases, store) = kpr_statistics::store::open_stores(&data_dir.join("projector"))?;
+    // Restore: the model and each municipality's records from the store.
+    let mut model = ReadModel::new();
+    let mut by_municipality: BTreeMap<MunicipalityCode, Vec<(u32, u64, bytes::Bytes)>> =
+        BTreeMap::new();
+    for (partition, offset, bytes) in store.records()? {
+        let (event, _) =
+            kpr_wire::decode_stored(&bytes).context("a stored record does not decode")?;
+        model.apply(partition, offset, &event);
+        by_municipality
+            .entry(event.envelope.municipality)
+            .or_default()
+            .push((partition, offset, bytes));
+    }
+    tracing::info!(
+        events = model.event_count(),
+        "projector node: restored from its store"
+    );
+    // Publish everything once after a (re)start: a snapshot replaces, so this is safe.
+    let mut changed: BTreeSet<MunicipalityCode> = by_municipality.keys().copied().collect();
+    let mut last_publish = Instant::now() - PUBLISH_INTERVAL;
+    tokio::pin!(shutdown);
+    loop {
+        let mut applied = 0u64;
+        for partition in 0..log.partition_count() {
+            let from = model
+                .position()
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map_or(0, |(_, next)| *next);
+            let records = log
+                .read(
+                    partition,
+                    from,
+                    ReadOptions {
+                        records_max: 4096,
+                        wait_ms_max: 0,
+                    },
+                )
+                .await?;
+            if records.is_empty() {
+                continue;
+            }
+            // Records and offsets first, in one atomic write; then the fold.
+            store.save(partition, &records)?;
+            for record in records {
+                let (event, _) =
+                    kpr_wire::decode_stored(&record.payload).context("a record does not decode")?;
+                if model.apply(record.position.partition, record.position.offset, &event) {
+                    applied += 1;
+                }
+                let code = event.envelope.municipality;
+                by_municipality.entry(code).or_default().push((
+                    record.position.partition,
+                    record.position.offset,
+                    record.payload,
+                ));
+                changed.insert(code);
+            }
+        }
+        if !changed.is_empty() && (applied == 0 || last_publish.elapsed() >= PUBLISH_INTERVAL) {
+            let position = model.position();
+            for code in std::mem::take(&mut changed) {
+                let records = by_municipality.get(&code).cloned().unwrap_or_default();
+                let snapshot = MunicipalitySnapshot {
+                    position: position.clone(),
+                    records,
+                };
+                output
+                    .publish(code.as_str().as_bytes(), &snapshot.encode())
+                    .await?;
+            }
+            last_publish = Instant::now();
+        }
+        if applied == 0 {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+}
+
+/// `kpr statistics`: a statistics node serving what projector nodes publish.
+pub async fn run_statistics(
+    kafka: KafkaTopic,
+    grpc: Option<TcpListener>,
+    stats_listener: Option<TcpListener>,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let input = KeyedTopic::open(
+        &kafka.brokers,
+        &kafka.projection_topic(),
+        kafka.partitions,
+        kafka.replication,
+    )
+    .await?;
+    let model = Arc::new(RwLock::new(ReadModel::new()));
+    let stats = Arc::new(Statistics::new(Arc::clone(&model)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for (listener, surface) in [
+        (stats_listener, Surface::Public),
+        (admin_listener, Surface::Admin),
+    ] {
+        if let Some(listener) = listener {
+            let mut stop = stop_rx.clone();
+            servers.push(tokio::spawn(kpr_statistics::http::serve(
+                listener,
+                Arc::clone(&stats),
+                surface,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )));
+        }
+    }
+    if let Some(listener) = grpc {
+        let mut stop = stop_rx.clone();
+        let service = kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats)).into_server();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        );
+    }
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            polled = async { input.poll(Duration::from_millis(100)) } => {
+                let Some((key, value)) = polled? else { continue };
+                let code = std::str::from_utf8(&key).ok().and_then(|c| kpr_domain::Registry::get().municipality(c)).map(|m| m.code);
+                let Some(code) = code else {
+                    tracing::warn!("a projection snapshot with an unknown key; skipped");
+                    continue;
+                };
+                let snapshot = MunicipalitySnapshot::decode(&value)?;
+                let mut events = Vec::with_capacity(snapshot.records.len());
+                for (_, _, bytes) in &snapshot.records {
+                    events.push(kpr_wire::decode_stored(bytes).context("a published record does not decode")?.0);
+                }
+                let mut m = model.write().map_err(|_| anyhow::anyhow!("read model lock poisoned"))?;
+                m.replace_municipality(code, &events);
+                m.advance_to(&snapshot.position);
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    for server in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    }
+    Ok(())
+}
