@@ -52,7 +52,7 @@ async fn same_tables(split_admin: &str, reference_admin: &str, year: i32) -> Res
         "T1", "T2", "T3", "T4", "I1", "I6", "I8", "I12", "I14", "I15", "I16", "I17", "I18",
     ];
     let mut last = String::new();
-    for _ in 0..300 {
+    for _ in 0..900 {
         let mut all = true;
         for figure in figures {
             for query in [

@@ -234,6 +234,7 @@ pub async fn run_project(
                     .await?;
             }
             last_publish = Instant::now();
+            tracing::info!(events = model.event_count(), position = ?model.position(), "projector node: published changed municipalities");
         }
         if applied == 0 {
             tokio::select! {
@@ -309,6 +310,7 @@ pub async fn run_statistics(
                 let mut m = model.write().map_err(|_| anyhow::anyhow!("read model lock poisoned"))?;
                 m.replace_municipality(code, &events);
                 m.advance_to(&snapshot.position);
+                tracing::debug!(municipality = %code, events = events.len(), total = m.event_count(), "statistics node: snapshot applied");
             }
         }
     }
