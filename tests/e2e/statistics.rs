@@ -377,3 +377,39 @@ async fn an_imported_population_is_used_and_named() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_grpc_surface_never_serves_exact_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcess::start(config(dir.path())).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = kpr_wire::pb::statistics_service_client::StatisticsServiceClient::new(channel);
+    for (region, date, period) in [
+        ("0301&exact=true", "", ""),
+        ("0301", "2024-12-31&exact=1", ""),
+        ("0301", "", "2024&at=0:1"),
+        ("0301%26exact%3Dtrue", "", ""),
+    ] {
+        let refused = grpc
+            .get_table(kpr_wire::pb::GetTableRequest {
+                figure: "T2".into(),
+                region: region.into(),
+                year: 2024,
+                date: date.into(),
+                period: period.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::InvalidArgument,
+            "{region} {date} {period}"
+        );
+    }
+    server.stop().await;
+}

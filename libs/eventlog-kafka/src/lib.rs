@@ -142,11 +142,16 @@ impl KafkaLog {
             .set("bootstrap.servers", &options.brokers)
             .create()
             .map_err(kafka)?;
+        // The log keeps every fact forever (no time or size retention), and takes
+        // batches as large as the producer may send.
         let topic = NewTopic::new(
             &options.topic,
             options.partitions.max(1) as i32,
             TopicReplication::Fixed(options.replication),
-        );
+        )
+        .set("retention.ms", "-1")
+        .set("retention.bytes", "-1")
+        .set("max.message.bytes", "67108864");
         let created = admin
             .create_topics(
                 [&topic],
@@ -167,6 +172,9 @@ impl KafkaLog {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &options.brokers)
             .set("enable.idempotence", "true")
+            // A batch that fails for good must stop the producer rather than leave a
+            // gap that later batches (validated against it) are stored behind.
+            .set("enable.gapless.guarantee", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
             .set("message.max.bytes", "67108864")
@@ -236,6 +244,9 @@ impl KafkaLog {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .set("fetch.wait.max.ms", "50")
+            .set("fetch.message.max.bytes", "67108864")
+            // Reading below the log's start is an error, never a silent jump to the end.
+            .set("auto.offset.reset", "error")
             .create()
             .map_err(kafka)?;
         Ok(Reader {

@@ -390,7 +390,14 @@ impl Builder {
 }
 
 /// What one person has on a day: per active service, its code and hours.
-type Holdings = HashMap<Pseudonym, Vec<(ServiceCode, f64)>>;
+/// Hours are kept in hundredths (u64) and summed as integers: float sums would depend
+/// on the order persons are visited, and a threshold such as 35.5 h must not.
+type Holdings = HashMap<Pseudonym, Vec<(ServiceCode, u64)>>;
+
+/// Centihours as hours for publication.
+fn hours_of(centi: u64) -> f64 {
+    centi as f64 / 100.0
+}
 
 struct Ctx<'a> {
     snapshot: &'a Snapshot,
@@ -422,9 +429,12 @@ impl Ctx<'_> {
         plain("Tid", "tid", vec![category(code.clone(), code)])
     }
 
-    /// Population on 1 January following `day` (nearest available year), SPEC 2.
+    /// Population on 1 January of the year after the year of `day` (nearest available
+    /// year): "per 31.12 of year Y" uses 1 January Y+1 (SPEC 2), and every other date
+    /// or period ending in year Y is counted against the same population (I14's
+    /// "1 Jan Y+1" for quarters and months too).
     fn population(&mut self, day: Date, sex: Option<Sex>, band: &AgeBand) -> f64 {
-        let wanted = day.add_days(1).year();
+        let wanted = day.year() + 1;
         let year = self.population.nearest_year(wanted).unwrap_or(wanted);
         self.population_year = Some(year);
         self.population.count(year, &self.query.region, sex, band) as f64
@@ -448,9 +458,9 @@ impl Ctx<'_> {
         for service in &self.snapshot.services {
             if let Some(e) = service.episode.as_ref().filter(|e| e.active_on(day)) {
                 let hours = if e.code.measure() == CodeMeasure::Hours {
-                    e.hours_on(day).map_or(0.0, |h| h.hours())
+                    e.hours_on(day).map_or(0, |h| u64::from(h.0))
                 } else {
-                    0.0
+                    0
                 };
                 out.entry(service.person).or_default().push((e.code, hours));
             }
@@ -539,21 +549,24 @@ impl Ctx<'_> {
                 ),
             ],
         );
+        // Persons and centihours per code, as integers.
+        let mut totals: BTreeMap<ServiceCode, (u64, u64)> = BTreeMap::new();
         for held in self.holdings_on(self.query.date).values() {
-            let mut per_code: BTreeMap<ServiceCode, f64> = BTreeMap::new();
+            let mut per_code: BTreeMap<ServiceCode, u64> = BTreeMap::new();
             for (code, hours) in held {
                 *per_code.entry(*code).or_default() += hours;
             }
             for (code, hours) in per_code {
-                if let Some(ci) = codes.iter().position(|c| *c == code) {
-                    b.add(&[0, ci, 0, 0], 1.0);
-                    b.add(&[0, ci, 0, 1], hours);
-                }
+                let total = totals.entry(code).or_default();
+                total.0 += 1;
+                total.1 += hours;
             }
         }
-        for ci in 0..codes.len() {
-            let mean = ratio(b.get(&[0, ci, 0, 1]), b.get(&[0, ci, 0, 0]));
-            b.set(&[0, ci, 0, 2], mean);
+        for (ci, code) in codes.iter().enumerate() {
+            let (persons, centi) = totals.get(code).copied().unwrap_or_default();
+            b.set(&[0, ci, 0, 0], Some(persons as f64));
+            b.set(&[0, ci, 0, 1], Some(hours_of(centi)));
+            b.set(&[0, ci, 0, 2], ratio(hours_of(centi), persons as f64));
         }
         b.finish()
     }
@@ -680,19 +693,20 @@ impl Ctx<'_> {
                 ),
             ],
         );
-        let mut hours = 0.0;
-        let mut persons = 0.0;
+        let mut centi = 0u64;
+        let mut persons = 0u64;
         for held in self.holdings_on(self.query.date).values() {
-            let mine: Vec<f64> = held
+            let mine: Vec<u64> = held
                 .iter()
                 .filter(|(c, _)| in_set(*c))
                 .map(|(_, h)| *h)
                 .collect();
             if !mine.is_empty() {
-                persons += 1.0;
-                hours += mine.iter().sum::<f64>();
+                persons += 1;
+                centi += mine.iter().sum::<u64>();
             }
         }
+        let (hours, persons) = (hours_of(centi), persons as f64);
         b.set(&[0, 0, 0], Some(hours));
         b.set(&[0, 0, 1], Some(persons));
         b.set(&[0, 0, 2], ratio(hours, persons));
@@ -708,14 +722,15 @@ impl Ctx<'_> {
         let mut over = 0.0;
         let mut home = 0.0;
         for held in self.holdings_on(self.query.date).values() {
-            let home_hours: Vec<f64> = held
+            let home_hours: Vec<u64> = held
                 .iter()
                 .filter(|(c, _)| c.is_home())
                 .map(|(_, h)| *h)
                 .collect();
             if !home_hours.is_empty() {
                 home += 1.0;
-                if home_hours.iter().sum::<f64>() > 35.5 {
+                // More than 35.5 hours: more than 3550 centihours, compared exactly.
+                if home_hours.iter().sum::<u64>() > 3550 {
                     over += 1.0;
                 }
             }

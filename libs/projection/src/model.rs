@@ -20,6 +20,8 @@ pub struct ReadModel {
     next: BTreeMap<u32, u64>,
     municipalities: BTreeMap<MunicipalityCode, MunicipalityState<()>>,
     events: u64,
+    /// Bumped by every change; caches of derived data key on it.
+    generation: u64,
 }
 
 impl ReadModel {
@@ -36,6 +38,7 @@ impl ReadModel {
             return false;
         }
         *next = offset + 1;
+        self.generation += 1;
         let envelope = &event.envelope;
         let state = self
             .municipalities
@@ -70,9 +73,13 @@ impl ReadModel {
         code: MunicipalityCode,
         events: impl IntoIterator<Item = &'a StoredEvent>,
     ) {
+        self.generation += 1;
         let mut state = MunicipalityState::default();
         for event in events {
             let envelope = &event.envelope;
+            if state.event(&envelope.event_id).is_some() {
+                continue;
+            }
             let service = (!envelope.service_id.is_empty()).then(|| ServiceKey {
                 source_system: envelope.source_system.clone(),
                 service_id: envelope.service_id.clone(),
@@ -93,8 +100,14 @@ impl ReadModel {
         self.events = self.events + added - removed.min(self.events + added);
     }
 
+    /// A number that changes whenever the model changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Moves the reflected position forward to at least `position`.
     pub fn advance_to(&mut self, position: &[(u32, u64)]) {
+        self.generation += 1;
         for (partition, next) in position {
             let entry = self.next.entry(*partition).or_insert(0);
             *entry = (*entry).max(*next);

@@ -137,6 +137,14 @@ impl Population {
         Ok(population)
     }
 
+    /// This population with the years of `newer` added; a year present in both is
+    /// taken from `newer` whole (an imported CSV updates, it does not erase).
+    pub fn merged_with(&self, newer: Population) -> Population {
+        let mut years = self.years.clone();
+        years.extend(newer.years);
+        Population { years }
+    }
+
     /// Years available.
     pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
         self.years.keys().copied()

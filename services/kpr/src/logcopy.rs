@@ -133,7 +133,18 @@ impl AnyLog {
 
 /// Copies every record of `from` into the empty log `to`; returns the count.
 pub async fn copy(from: &Location, to: &Location, progress: bool) -> anyhow::Result<u64> {
+    if let Location::Sled(dir) = from {
+        anyhow::ensure!(
+            crate::serve::log_dir(dir).exists(),
+            "no sled log in {}",
+            dir.display()
+        );
+    }
     let source = AnyLog::open(from, 1).await?;
+    anyhow::ensure!(
+        !source.is_empty().await?,
+        "the source log is empty (a mistyped topic or directory?)"
+    );
     let partitions = source.partition_count();
     let target = AnyLog::open(to, partitions).await?;
     anyhow::ensure!(

@@ -35,7 +35,8 @@ pub fn import(data: &Path, file: &Path) -> anyhow::Result<Vec<i32>> {
     Ok(population.years().collect())
 }
 
-/// The imported population of a data directory, if any.
+/// The population of a data directory: the shipped years with the imported ones added
+/// (an imported year replaces the shipped one), if anything was imported.
 pub fn load(data: &Path) -> anyhow::Result<Option<Population>> {
     let path = population_path(data);
     if !path.exists() {
@@ -43,7 +44,7 @@ pub fn load(data: &Path) -> anyhow::Result<Option<Population>> {
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Some(Population::from_csv(&text).with_context(|| {
-        format!("{} is damaged", path.display())
-    })?))
+    let imported =
+        Population::from_csv(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    Ok(Some(Population::embedded().merged_with(imported)))
 }

@@ -120,7 +120,10 @@ pub async fn offline_table(
 ) -> anyhow::Result<kpr_statistics::Rendered> {
     let request = TableRequest::parse(figure, query)?;
     let (model, _) = rebuild(data, false).await?;
-    let stats = Statistics::new(Arc::new(RwLock::new(model)));
+    let mut stats = Statistics::new(Arc::new(RwLock::new(model)));
+    if let Some(population) = crate::refdata::load(data)? {
+        stats = stats.with_population(population);
+    }
     Ok(stats.render(&TableRequest {
         exact: true,
         ..request

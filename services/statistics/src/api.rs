@@ -101,7 +101,12 @@ impl<L: EventLog> PrefixSource for LogPrefix<L> {
                             },
                         )
                         .await
-                        .map_err(|e| StatsError::Unavailable(e.to_string()))?;
+                        .map_err(|e| match e {
+                            kpr_eventlog::LogError::NoSuchPartition { .. } => {
+                                StatsError::BadRequest(format!("at: {e}"))
+                            }
+                            other => StatsError::Unavailable(other.to_string()),
+                        })?;
                     let Some(last) = records.last() else { break };
                     from = last.position.offset + 1;
                     for record in records.iter().filter(|r| r.position.offset < end) {
@@ -202,7 +207,10 @@ impl TableRequest {
         let defaults =
             Query::for_year(figure, region, year).ok_or_else(|| bad("year out of range"))?;
         let query = Query {
-            date: date.unwrap_or(defaults.date),
+            // With only a period, the status date is the period's last day.
+            date: date
+                .or(period.as_ref().map(|p| p.to))
+                .unwrap_or(defaults.date),
             period: period.unwrap_or(defaults.period),
             ..defaults
         };
@@ -245,7 +253,7 @@ pub struct Statistics {
 /// region's snapshot once asked for. Replaced whenever the model moves.
 #[derive(Default)]
 struct SnapshotCache {
-    position: Vec<(u32, u64)>,
+    generation: Option<u64>,
     people: Option<Arc<People>>,
     regions: HashMap<Region, Arc<Snapshot>>,
 }
@@ -348,9 +356,12 @@ impl Statistics {
             .cache
             .lock()
             .map_err(|_| StatsError::Internal("snapshot cache lock poisoned".into()))?;
-        if cache.position != position || cache.people.is_none() {
+        // Keyed on the model's generation, not its position: a statistics node can
+        // change a municipality without moving the position.
+        let _ = position;
+        if cache.generation != Some(model.generation()) || cache.people.is_none() {
             *cache = SnapshotCache {
-                position: position.to_vec(),
+                generation: Some(model.generation()),
                 people: Some(Arc::new(people(model))),
                 regions: HashMap::new(),
             };

@@ -80,6 +80,20 @@ impl StatisticsService for StatisticsGrpc {
         request: Request<pb::GetTableRequest>,
     ) -> Result<Response<pb::TableResponse>, Status> {
         let r = request.into_inner();
+        // The fields are values, never query syntax: a field carrying `&` or `=` could
+        // smuggle `exact=true` past the public surface.
+        for (name, value) in [
+            ("figure", &r.figure),
+            ("region", &r.region),
+            ("date", &r.date),
+            ("period", &r.period),
+        ] {
+            if value.contains(['&', '=', '%']) {
+                return Err(to_status(&StatsError::BadRequest(format!(
+                    "{name} holds a character that no {name} has"
+                ))));
+            }
+        }
         let mut query = vec![format!("region={}", r.region)];
         if r.year != 0 {
             query.push(format!("year={}", r.year));
@@ -92,6 +106,10 @@ impl StatisticsService for StatisticsGrpc {
         }
         let mut table_request =
             TableRequest::parse(&r.figure, &query.join("&")).map_err(|e| to_status(&e))?;
+        // This is the public surface: never exact, never "as known at".
+        if table_request.exact || table_request.at.is_some() {
+            return Err(to_status(&StatsError::Forbidden));
+        }
         table_request.format = format_of(r.format);
         let stats = Arc::clone(&self.stats);
         let rendered = tokio::task::spawn_blocking(move || stats.render(&table_request))

@@ -88,10 +88,11 @@ async fn poll_once<L: EventLog>(
         let mut m = model
             .write()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
+        // Count what was read, not what was new: a chunk of duplicates is progress too,
+        // and "caught up" means nothing was read.
+        applied += decoded.len() as u64;
         for (position, event) in &decoded {
-            if m.apply(position.partition, position.offset, event) {
-                applied += 1;
-            }
+            m.apply(position.partition, position.offset, event);
         }
     }
     Ok(applied)
@@ -108,7 +109,19 @@ pub async fn run<L: EventLog>(
         if *stop.borrow() {
             return Ok(());
         }
-        let applied = poll_once(&*log, &model, store.as_deref()).await?;
+        // A failing round (the log unreachable, a store write failing) is retried with
+        // a pause; the model stays at its last consistent position meanwhile.
+        let applied = match poll_once(&*log, &model, store.as_deref()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "projector round failed; retrying");
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+        };
         if applied == 0 {
             tokio::select! {
                 _ = stop.changed() => {}

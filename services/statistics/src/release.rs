@@ -33,6 +33,9 @@ pub struct ReleaseStore {
     db: sled::Db,
     tables: sled::Tree,
     manifests: sled::Tree,
+    /// One publish at a time: the name check and the writes happen under it, so a
+    /// second publish of a name can never overwrite the first.
+    publishing: std::sync::Mutex<()>,
 }
 
 fn storage(e: impl std::fmt::Display) -> StatsError {
@@ -117,6 +120,7 @@ impl ReleaseStore {
             db,
             tables,
             manifests,
+            publishing: std::sync::Mutex::new(()),
         })
     }
 
@@ -127,6 +131,13 @@ impl ReleaseStore {
         name: &str,
         year: i32,
     ) -> Result<Manifest, StatsError> {
+        if !(1900..=9999).contains(&year) {
+            return Err(StatsError::BadRequest("year must be 1900-9999".into()));
+        }
+        let _one_at_a_time = self
+            .publishing
+            .lock()
+            .map_err(|_| StatsError::Internal("publish lock poisoned".into()))?;
         if !valid_name(name) {
             return Err(StatsError::BadRequest(
                 "a release name is 1-64 of A-Z a-z 0-9 . _ -".into(),
