@@ -2,12 +2,15 @@
 # The Python tests of tests/python/, each with the stdlib unittest runner:
 #   1. test_jsonstat_golden.py: the JSON-stat/CSV golden files of kpr-statistics read
 #      with an independent reader (pyjstat);
-#   2. test_ingest_client.py: black-box test of the kpr gRPC API against the real binary.
+#   2. oracle.py: the independent SPEC 5 oracle, every exact cell compared;
+#   3. test_deploy_files.py: the compose file, Kubernetes manifests and Dockerfile of
+#      deploy/ parsed and checked (every kpr role and flag against `kpr ROLE --help`);
+#   4. test_ingest_client.py: black-box test of the kpr gRPC API against the real binary.
 #
 # Sets up a virtualenv in target/pyenv (reused while tests/python/requirements.txt and
 # the Python interpreter are unchanged), installs the pinned requirements as wheels and
-# runs both tests with that venv's python; both always run, and the script exits
-# non-zero when either fails. Build the server first:
+# runs the tests with that venv's python; all always run, and the script exits
+# non-zero when any fails. Build the server first:
 #
 #     cargo build -p kpr
 #     scripts/python-client-test.sh            # uses target/debug/kpr
@@ -57,6 +60,10 @@ golden=0
 oracle=0
 # The independent oracle (written from SPEC 5 alone): every exact cell must agree.
 "$venv/bin/python" tests/python/oracle.py --seed 1 || oracle=$?
+deploy=0
+# deploy/ cannot run here (no Docker, Kubernetes or Apache Kafka): parsed and checked.
+"$venv/bin/python" tests/python/test_deploy_files.py || deploy=$?
 "$venv/bin/python" tests/python/test_ingest_client.py "$@" || exit $?
 [ "$oracle" = 0 ] || exit "$oracle"
+[ "$deploy" = 0 ] || exit "$deploy"
 exit "$golden"

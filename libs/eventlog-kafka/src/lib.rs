@@ -35,6 +35,8 @@ const INDEX_BITS: u32 = 16;
 pub const BATCH_EVENTS_MAX: usize = 1 << INDEX_BITS;
 /// How long metadata and watermark calls may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least a caught-up read polls before it answers "nothing new".
+const CAUGHT_UP_POLL_MIN: Duration = Duration::from_millis(100);
 /// How long a read keeps polling for records the watermark says exist.
 const CATCH_UP_POLL_MAX: Duration = Duration::from_secs(15);
 
@@ -305,7 +307,10 @@ impl KafkaLog {
             } else if behind {
                 CATCH_UP_POLL_MAX.saturating_sub(started.elapsed())
             } else {
-                wait.saturating_sub(started.elapsed())
+                // The watermark is a hint (some Kafka-protocol brokers report it late):
+                // give a caught-up read at least a short poll before saying "nothing".
+                wait.max(CAUGHT_UP_POLL_MIN)
+                    .saturating_sub(started.elapsed())
             };
             let Some(message) = reader.consumer.poll(timeout) else {
                 if out.is_empty() && behind {

@@ -175,6 +175,20 @@ pub async fn run_project(
             .or_default()
             .push((partition, offset, bytes));
     }
+    // A store ahead of the topic means the topic was replaced or restored: warn (the
+    // high watermark is only a hint on some Kafka-protocol brokers, so this is not a
+    // hard stop here; deploy/OPERATIONS.md says to rebuild projector stores after a restore).
+    for (partition, next) in model.position() {
+        let end = log.end_offset(partition).await?;
+        if next > end {
+            tracing::warn!(
+                partition,
+                next,
+                end,
+                "the projector store seems ahead of the topic; rebuild it if the topic was restored"
+            );
+        }
+    }
     tracing::info!(
         events = model.event_count(),
         "projector node: restored from its store"
