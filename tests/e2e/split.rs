@@ -1,8 +1,9 @@
 //! The split deployment as separate processes against a real Kafka-protocol broker
-//! (KPR_TEST_KAFKA_BROKERS; scripts/test.sh starts one): an ingest node, a projector
-//! node and a statistics node take the demo data over gRPC and serve the same
-//! statistics as `kpr serve` on the same events; killing and restarting the projector
-//! loses and double-counts nothing; a node refuses municipalities it does not own.
+//! (KPR_TEST_KAFKA_BROKERS; scripts/test.sh starts one): an ingest node, two projector
+//! nodes on disjoint partitions and a statistics node take the demo data over gRPC and
+//! serve the same statistics as `kpr serve` on the same events (CSV and JSON-stat, byte
+//! for byte); killing and restarting a projector loses and double-counts nothing; an
+//! ingest node refuses municipalities it does not own, naming the owner.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -58,6 +59,9 @@ async fn same_tables(split_admin: &str, reference_admin: &str, year: i32) -> Res
             for query in [
                 format!("region=EAK&year={year}&format=csv&exact=true"),
                 format!("region=0301&year={year}&format=csv"),
+                // JSON-stat states the log position: records per partition, the same
+                // for the same events on sled and on Kafka, so byte for byte too.
+                format!("region=EAK&year={year}&format=json-stat"),
             ] {
                 let a = fetch(format!("{split_admin}/v1/tables/{figure}?{query}")).await;
                 let b = fetch(format!("{reference_admin}/v1/tables/{figure}?{query}")).await;
@@ -117,13 +121,34 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
         .concat(),
         &log,
     );
+    // Two projector nodes share the topic, each folding half of the partitions.
+    let project_data_b = dir.path().join("project-b");
     let project_args: Vec<&str> = [
         &["project"][..],
         &kafka,
-        &["--data", project_data.to_str().unwrap()],
+        &[
+            "--data",
+            project_data.to_str().unwrap(),
+            "--partitions-owned",
+            "0-1",
+        ],
     ]
     .concat();
     let mut projector = node(&project_args, &log);
+    let _projector_b = node(
+        &[
+            &["project"][..],
+            &kafka,
+            &[
+                "--data",
+                project_data_b.to_str().unwrap(),
+                "--partitions-owned",
+                "2-3",
+            ],
+        ]
+        .concat(),
+        &log,
+    );
     let stats_addr = format!("127.0.0.1:{stats_port}");
     let admin_addr = format!("127.0.0.1:{admin_port}");
     let _statistics = node(

@@ -140,7 +140,7 @@ class JsonStatGoldenTest(unittest.TestCase):
         self.assertIsInstance(extension["definition_version"], int)
         self.assertTrue(extension["log_position"])
         for position in extension["log_position"]:
-            self.assertEqual(set(position), {"partition", "next_offset"})
+            self.assertEqual(set(position), {"partition", "records"})
 
     def spot_check(self, g: Golden, codes: list[str], expected: float):
         """One cell by hand: through the labels dataframe and through the CSV file."""

@@ -150,7 +150,7 @@ impl Query {
 /// Computes a figure with exact values.
 pub fn compute(model: &ReadModel, population: &Population, query: &Query) -> Table {
     let snapshot = Snapshot::take(model, &query.region);
-    compute_from(&snapshot, &model.position(), population, query)
+    compute_from(&snapshot, &model.reflected(), population, query)
 }
 
 /// Computes a figure from a snapshot already taken for `query.region` (many figures of

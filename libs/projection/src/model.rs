@@ -22,6 +22,9 @@ pub struct ReadModel {
     events: u64,
     /// Bumped by every change; caches of derived data key on it.
     generation: u64,
+    /// Records folded per partition: the position answers state. It is the same for
+    /// the same events on any backend (Kafka offsets have gaps, sled's do not).
+    counts: BTreeMap<u32, u64>,
 }
 
 impl ReadModel {
@@ -39,6 +42,7 @@ impl ReadModel {
         }
         *next = offset + 1;
         self.generation += 1;
+        *self.counts.entry(partition).or_insert(0) += 1;
         let envelope = &event.envelope;
         let state = self
             .municipalities
@@ -98,6 +102,21 @@ impl ReadModel {
             .insert(code, state)
             .map_or(0, |old| old.event_count() as u64);
         self.events = self.events + added - removed.min(self.events + added);
+    }
+
+    /// The position answers reflect: records folded per partition (backend-neutral).
+    pub fn reflected(&self) -> Vec<(u32, u64)> {
+        self.counts.iter().map(|(p, n)| (*p, *n)).collect()
+    }
+
+    /// Moves the reflected record counts forward to at least `counts` (statistics
+    /// nodes, from what projector nodes publish).
+    pub fn advance_counts_to(&mut self, counts: &[(u32, u64)]) {
+        self.generation += 1;
+        for (partition, n) in counts {
+            let entry = self.counts.entry(*partition).or_insert(0);
+            *entry = (*entry).max(*n);
+        }
     }
 
     /// A number that changes whenever the model changes.

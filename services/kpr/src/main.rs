@@ -112,6 +112,9 @@ struct IngestArgs {
 struct ProjectArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
+    /// Partitions this projector folds, e.g. 0-7 (default: all).
+    #[arg(long, env = "KPR_PARTITIONS_OWNED")]
+    partitions_owned: Option<String>,
     /// Local data directory (the projector's store).
     #[arg(long, env = "KPR_DATA", default_value = "data")]
     data: PathBuf,
@@ -322,7 +325,10 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
                 kpr::split::run_ingest(args.kafka.topic(), args.data, key, config, listener, shutdown_signal()).await
             }
-            Command::Project(args) => kpr::split::run_project(args.kafka.topic(), args.data, shutdown_signal()).await,
+            Command::Project(args) => {
+                let owned = args.partitions_owned.as_deref().map(kpr::split::parse_partitions).transpose()?;
+                kpr::split::run_project(args.kafka.topic(), args.data, owned, shutdown_signal()).await
+            }
             Command::Statistics(args) => {
                 let grpc = match args.addr {
                     Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?),

@@ -147,10 +147,13 @@ pub async fn run_ingest(
     Ok(())
 }
 
-/// `kpr project`: a projector node.
+/// `kpr project`: a projector node. With `owned`, it folds only those partitions, so
+/// projector nodes can share a topic (static assignment, like ingest ownership); each
+/// publishes the municipalities of its partitions, and statistics nodes combine them.
 pub async fn run_project(
     kafka: KafkaTopic,
     data_dir: PathBuf,
+    owned: Option<BTreeSet<u32>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let log = kafka.open_log().await?;
@@ -199,7 +202,9 @@ pub async fn run_project(
     tokio::pin!(shutdown);
     loop {
         let mut applied = 0u64;
-        for partition in 0..log.partition_count() {
+        for partition in
+            (0..log.partition_count()).filter(|p| owned.as_ref().is_none_or(|o| o.contains(p)))
+        {
             let from = model
                 .position()
                 .iter()
@@ -237,10 +242,12 @@ pub async fn run_project(
         }
         if !changed.is_empty() && (applied == 0 || last_publish.elapsed() >= PUBLISH_INTERVAL) {
             let position = model.position();
+            let counts = model.reflected();
             for code in std::mem::take(&mut changed) {
                 let records = by_municipality.get(&code).cloned().unwrap_or_default();
                 let snapshot = MunicipalitySnapshot {
                     position: position.clone(),
+                    counts: counts.clone(),
                     records,
                 };
                 output
@@ -324,6 +331,7 @@ pub async fn run_statistics(
                 let mut m = model.write().map_err(|_| anyhow::anyhow!("read model lock poisoned"))?;
                 m.replace_municipality(code, &events);
                 m.advance_to(&snapshot.position);
+                m.advance_counts_to(&snapshot.counts);
                 tracing::debug!(municipality = %code, events = events.len(), total = m.event_count(), "statistics node: snapshot applied");
             }
         }

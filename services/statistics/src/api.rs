@@ -61,7 +61,7 @@ pub fn parse_position(text: &str) -> Result<Vec<(u32, u64)>, StatsError> {
             .split_once(':')
             .and_then(|(p, o)| Some((p.parse::<u32>().ok()?, o.parse::<u64>().ok()?)));
         out.push(parsed.ok_or_else(|| {
-            bad("at must be a log position such as 0:120,3:55 (partition:next_offset)")
+            bad("at must be a log position such as 0:120,3:55 (partition:records)")
         })?);
     }
     out.sort_unstable();
@@ -87,9 +87,12 @@ impl<L: EventLog> PrefixSource for LogPrefix<L> {
     ) -> Pin<Box<dyn Future<Output = Result<ReadModel, StatsError>> + Send + 'a>> {
         Box::pin(async move {
             let mut model = ReadModel::new();
-            for &(partition, end) in at {
+            // `at` counts records per partition (the position answers state), so
+            // fold the first `count` records of each partition.
+            for &(partition, count) in at {
                 let mut from = 0;
-                while from < end {
+                let mut folded = 0u64;
+                while folded < count {
                     let records = self
                         .0
                         .read(
@@ -109,10 +112,11 @@ impl<L: EventLog> PrefixSource for LogPrefix<L> {
                         })?;
                     let Some(last) = records.last() else { break };
                     from = last.position.offset + 1;
-                    for record in records.iter().filter(|r| r.position.offset < end) {
+                    for record in records.iter().take((count - folded) as usize) {
                         let (event, _) = kpr_wire::decode_stored(&record.payload)
                             .map_err(|e| StatsError::Internal(e.to_string()))?;
                         model.apply(record.position.partition, record.position.offset, &event);
+                        folded += 1;
                     }
                 }
             }
@@ -230,7 +234,7 @@ pub struct Rendered {
     pub content_type: &'static str,
     /// The body.
     pub body: String,
-    /// Log position reflected, as `partition:next_offset` pairs joined by commas.
+    /// Log position reflected (records per partition), as `partition:records` pairs joined by commas.
     pub log_position: String,
     /// Definition version.
     pub definition_version: u32,
@@ -335,7 +339,7 @@ impl Statistics {
             .model
             .read()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
-        let position = model.position();
+        let position = model.reflected();
         let snapshot = self.snapshot(&model, &position, &request.query.region)?;
         let mut table = compute_from(&snapshot, &position, &self.population, &request.query);
         if !request.exact {

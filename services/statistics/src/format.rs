@@ -151,7 +151,7 @@ fn unit(quantity: Quantity) -> (&'static str, u32) {
 /// or undefined; `status` maps the index (as a string key) of every suppressed cell to
 /// `":"`. `extension` carries the reproducibility facts (SPEC 7): `figure`,
 /// `reference`, `definition_version`, `population_year` (or `null`), `exact` and
-/// `log_position` as `[{"partition":p,"next_offset":o},…]`.
+/// `log_position` as `[{"partition":p,"records":o},…]`.
 pub fn to_json_stat(table: &Table) -> String {
     let cells = cell_count(table);
     let mut out = String::new();
@@ -254,17 +254,13 @@ pub fn to_json_stat(table: &Table) -> String {
     out.push_str(",\"exact\":");
     out.push_str(if meta.exact { "true" } else { "false" });
     out.push_str(",\"log_position\":[");
-    push_joined(
-        &mut out,
-        &meta.log_position,
-        |out, (partition, next_offset)| {
-            out.push_str("{\"partition\":");
-            out.push_str(&partition.to_string());
-            out.push_str(",\"next_offset\":");
-            out.push_str(&next_offset.to_string());
-            out.push('}');
-        },
-    );
+    push_joined(&mut out, &meta.log_position, |out, (partition, records)| {
+        out.push_str("{\"partition\":");
+        out.push_str(&partition.to_string());
+        out.push_str(",\"records\":");
+        out.push_str(&records.to_string());
+        out.push('}');
+    });
     out.push_str("]}}");
     out
 }
@@ -1011,7 +1007,7 @@ mod tests {
             .map(|p| {
                 (
                     p.get("partition").number() as u32,
-                    p.get("next_offset").number() as u64,
+                    p.get("records").number() as u64,
                 )
             })
             .collect();

@@ -62,7 +62,7 @@ fn response(r: Rendered, release: &str) -> pb::TableResponse {
             .filter_map(|(p, o)| {
                 Some(pb::PartitionOffset {
                     partition: p.parse().ok()?,
-                    next_offset: o.parse().ok()?,
+                    records: o.parse().ok()?,
                 })
             })
             .collect(),

@@ -1,7 +1,7 @@
 //! HTTP front end: `GET /v1/tables/{figure}?region=…&year=…&date=…&period=…&format=json-stat|csv`.
 //! The public listener refuses `exact=true`; the admin listener (loopback by default)
 //! serves exact tables, marked as such, "as known at" an earlier log position
-//! (`at=partition:next_offset,…`), and publishes releases (`POST /v1/releases/{name}?year=`).
+//! (`at=partition:records,…`), and publishes releases (`POST /v1/releases/{name}?year=`).
 //! Releases are read on both listeners at `/v1/releases/{name}/tables/{figure}`. Every
 //! answer carries the log position it reflects and the definition version, in the body
 //! and in headers.

@@ -14,6 +14,8 @@ use crate::error::StatsError;
 pub struct MunicipalitySnapshot {
     /// The projector's position when it published (next offset per partition).
     pub position: Vec<(u32, u64)>,
+    /// Records the projector had folded per partition (the position answers state).
+    pub counts: Vec<(u32, u64)>,
     /// The municipality's stored events (partition, offset, bytes) in log order.
     pub records: Vec<(u32, u64, Bytes)>,
 }
@@ -30,6 +32,11 @@ impl MunicipalitySnapshot {
         for (p, next) in &self.position {
             out.extend_from_slice(&p.to_be_bytes());
             out.extend_from_slice(&next.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.counts.len() as u32).to_be_bytes());
+        for (p, n) in &self.counts {
+            out.extend_from_slice(&p.to_be_bytes());
+            out.extend_from_slice(&n.to_be_bytes());
         }
         out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
         for (p, offset, bytes) in &self.records {
@@ -60,6 +67,12 @@ impl MunicipalitySnapshot {
             let p = u32_of(take(&mut bytes, 4)?);
             position.push((p, u64_of(take(&mut bytes, 8)?)));
         }
+        let count_entries = u32_of(take(&mut bytes, 4)?) as usize;
+        let mut counts = Vec::with_capacity(count_entries.min(1 << 16));
+        for _ in 0..count_entries {
+            let p = u32_of(take(&mut bytes, 4)?);
+            counts.push((p, u64_of(take(&mut bytes, 8)?)));
+        }
         let count = u32_of(take(&mut bytes, 4)?) as usize;
         let mut records = Vec::with_capacity(count.min(1 << 20));
         for _ in 0..count {
@@ -71,7 +84,11 @@ impl MunicipalitySnapshot {
         if !bytes.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        Ok(MunicipalitySnapshot { position, records })
+        Ok(MunicipalitySnapshot {
+            position,
+            counts,
+            records,
+        })
     }
 }
 
@@ -83,6 +100,7 @@ mod tests {
     fn round_trips_and_refuses_damage() {
         let s = MunicipalitySnapshot {
             position: vec![(0, 12), (3, 1 << 20)],
+            counts: vec![(0, 12), (3, 40)],
             records: vec![(0, 4, Bytes::from_static(b"abc")), (0, 9, Bytes::new())],
         };
         let encoded = s.encode();

@@ -21,7 +21,7 @@ pub struct Manifest {
     pub name: String,
     /// Year (D = 31 December, P = the year).
     pub year: i32,
-    /// Log position frozen, `partition:next_offset` pairs.
+    /// Log position frozen, `partition:records` pairs.
     pub log_position: String,
     /// Tables stored.
     pub tables: u64,
@@ -152,7 +152,7 @@ impl ReleaseStore {
             .model()
             .read()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
-        let position = model.position();
+        let position = model.reflected();
         let mut regions = vec![Region::Nation];
         regions.extend(
             Registry::get()
