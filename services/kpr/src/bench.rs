@@ -152,3 +152,187 @@ pub async fn run(persons: u32, repeat: u32) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// The disk's own rate of 4 KiB write + `fdatasync` in `dir`, per second (context for
+/// durable ingest figures).
+fn fsync_rate(dir: &std::path::Path, seconds: f64) -> anyhow::Result<f64> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0u8; 4096];
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        file.write_all(&block)?;
+        file.sync_data()?;
+        n += 1;
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
+    use kpr_wire::pb;
+    let municipalities = [
+        "0301", "4601", "5001", "1103", "3203", "1508", "1804", "5601",
+    ];
+    let birth = Date::from_ymd(
+        1930 + (counter % 60) as i32,
+        1 + (counter % 12) as u32,
+        1 + (counter % 28) as u32,
+    )
+    .unwrap_or(today);
+    pb::Event {
+        event_id: format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), counter),
+        municipality: municipalities[(counter % municipalities.len() as u64) as usize].to_string(),
+        source_system: "Bench".into(),
+        recorded_at: Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        }),
+        person: Some(pb::Person {
+            national_id: kpr_synth::synthetic_id(counter, birth, counter.is_multiple_of(2)),
+            birth_year: None,
+            sex: 0,
+        }),
+        payload: Some(pb::Payload {
+            kind: Some(pb::payload::Kind::HealthCheck(pb::HealthCheck {
+                kind: pb::HealthCheckKind::Physician as i32,
+                date: today.add_days(-((counter % 300) as i32) - 1).to_string(),
+                at_risk: None,
+                plan_made: None,
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One ingest phase: `clients` concurrent gRPC clients, each sending batches of
+/// `batch` events (one municipality per batch), for `seconds`, optionally paced to
+/// `target_events_per_s` in total. Returns events/s and the sorted latencies (ms).
+async fn ingest_phase(
+    endpoint: &str,
+    clients: u32,
+    batch: u32,
+    seconds: f64,
+    target_events_per_s: Option<f64>,
+    today: Date,
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(rand_base() & !7));
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let interval = target_events_per_s.map(|rate| {
+        std::time::Duration::from_secs_f64(f64::from(clients) * f64::from(batch) / rate.max(1.0))
+    });
+    let mut tasks = Vec::new();
+    for client_index in 0..clients {
+        let mut client = crate::demo::connect(endpoint, std::time::Duration::from_secs(30)).await?;
+        // Clients spread over the municipalities (and so the partitions).
+        let residue = u64::from(client_index % 8);
+        let counter = Arc::clone(&counter);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut events = 0u64;
+            let mut next = Instant::now();
+            while Instant::now() < deadline {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += interval;
+                }
+                // One municipality per batch: consecutive counters of one residue.
+                let base = counter
+                    .fetch_add(u64::from(batch) * 8, std::sync::atomic::Ordering::Relaxed)
+                    + residue;
+                let request = kpr_wire::pb::AppendRequest {
+                    events: (0..u64::from(batch))
+                        .map(|i| ingest_event(base + i * 8, today))
+                        .collect(),
+                };
+                let started = Instant::now();
+                if client.append(request).await.is_ok() {
+                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    events += u64::from(batch);
+                }
+            }
+            (events, latencies)
+        }));
+    }
+    let started = Instant::now();
+    let mut events = 0u64;
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (n, l) = task.await?;
+        events += n;
+        latencies.extend(l);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((
+        events as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        latencies,
+    ))
+}
+
+/// A counter base that differs between runs of the benchmark against one data dir.
+fn rand_base() -> u64 {
+    u64::from(std::process::id()) << 32
+}
+
+/// Durable ingest through gRPC against an in-process `kpr serve` (sled, fdatasync on):
+/// unary requests from 64 clients and 100-event batches, at peak and at half of peak.
+pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
+    let today = Date::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    );
+    let dir = std::env::temp_dir().join(format!("kpr-bench-ingest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    println!("bench.disk fsync_per_s={:.0}", fsync_rate(&dir, 1.0)?);
+    let config = crate::serve::ServeConfig {
+        data_dir: dir.clone(),
+        partitions: 16,
+        key: crate::serve::KeySource::DataDir,
+        allow_synthetic_ids: true,
+        batch_events_max: 5000,
+        message_bytes_max: 16 * 1024 * 1024,
+        queue_capacity_batches: 65_536,
+        sync_data: true,
+    };
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", grpc.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::serve::run(
+        config,
+        crate::serve::Listeners {
+            grpc,
+            stats: None,
+            admin: None,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    for (name, clients, batch) in [("unary", 64u32, 1u32), ("batch100", 16, 100)] {
+        let (peak, latencies) =
+            ingest_phase(&endpoint, clients, batch, seconds, None, today).await?;
+        println!(
+            "bench.ingest mode={name} clients={clients} load=peak events_per_s={peak:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
+            percentile_ms(&latencies, 0.5),
+            percentile_ms(&latencies, 0.99),
+            percentile_ms(&latencies, 0.999)
+        );
+        let (half, latencies) =
+            ingest_phase(&endpoint, clients, batch, seconds, Some(peak / 2.0), today).await?;
+        println!(
+            "bench.ingest mode={name} clients={clients} load=half events_per_s={half:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
+            percentile_ms(&latencies, 0.5),
+            percentile_ms(&latencies, 0.99),
+            percentile_ms(&latencies, 0.999)
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

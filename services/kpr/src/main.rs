@@ -149,6 +149,12 @@ struct LogArgs {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
+    /// What to measure: `read` (rebuild and queries) or `ingest` (durable gRPC ingest).
+    #[arg(default_value = "read")]
+    what: String,
+    /// Seconds per ingest phase.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
     /// Persons in the demo population.
     #[arg(long, default_value_t = 2000)]
     persons: u32,
@@ -346,7 +352,11 @@ fn main() -> anyhow::Result<()> {
                 println!("copied {copied} records from {} to {}", args.from, args.to);
                 Ok(())
             }
-            Command::Bench(args) => kpr::bench::run(args.persons, args.repeat).await,
+            Command::Bench(args) => match args.what.as_str() {
+                "read" => kpr::bench::run(args.persons, args.repeat).await,
+                "ingest" => kpr::bench::run_ingest(args.seconds).await,
+                other => anyhow::bail!("unknown benchmark {other:?}: read or ingest"),
+            },
             Command::Refdata(args) => {
                 anyhow::ensure!(
                     args.action == "import",
