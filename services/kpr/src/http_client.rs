@@ -20,6 +20,19 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// The response itself when its status is `status`, else an error carrying what the
+    /// register answered.
+    pub fn expect_status(self, status: u16) -> anyhow::Result<HttpResponse> {
+        if self.status != status {
+            bail!(
+                "the register answered {}: {}",
+                self.status,
+                self.body.trim()
+            );
+        }
+        Ok(self)
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

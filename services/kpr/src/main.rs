@@ -377,15 +377,9 @@ fn main() -> anyhow::Result<()> {
                     args.name,
                     args.year
                 );
-                let response =
-                    tokio::task::spawn_blocking(move || kpr::http_client::post(&url)).await??;
-                if response.status != 201 {
-                    anyhow::bail!(
-                        "the register answered {}: {}",
-                        response.status,
-                        response.body.trim()
-                    );
-                }
+                let response = tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+                    .await??
+                    .expect_status(201)?;
                 print!("{}", response.body);
                 Ok(())
             }
@@ -516,15 +510,9 @@ async fn stats(args: StatsArgs) -> anyhow::Result<()> {
                 base.trim_end_matches('/'),
                 args.figure
             );
-            let response =
-                tokio::task::spawn_blocking(move || kpr::http_client::get(&url)).await??;
-            if response.status != 200 {
-                anyhow::bail!(
-                    "the register answered {}: {}",
-                    response.status,
-                    response.body.trim()
-                );
-            }
+            let response = tokio::task::spawn_blocking(move || kpr::http_client::get(&url))
+                .await??
+                .expect_status(200)?;
             let position = response
                 .header("x-kpr-log-position")
                 .unwrap_or_default()
