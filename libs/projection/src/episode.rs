@@ -3,7 +3,9 @@
 //! of death, it answers "active on day X", "hours on day X" and "active days in P".
 
 use kpr_domain::date::Date;
-use kpr_domain::event::{CentiHours, EndReason, Outcome, Payload};
+use kpr_domain::event::{CentiHours, EndReason, Outcome};
+
+use crate::fact::Fact;
 use kpr_domain::service::ServiceCode;
 
 /// One service episode.
@@ -35,7 +37,7 @@ impl Episode {
     /// Builds the episode from its effective events in log order, or `None` when no
     /// decision is in force (an application alone is no episode).
     pub fn from_events<'a>(
-        events: impl IntoIterator<Item = &'a Payload>,
+        events: impl IntoIterator<Item = &'a Fact>,
         death: Option<Date>,
     ) -> Option<Episode> {
         let mut decision = None;
@@ -44,51 +46,51 @@ impl Episode {
         let mut end = None;
         let mut pauses: Vec<(Date, Option<Date>)> = Vec::new();
         let mut hours_changes = Vec::new();
-        for (seq, payload) in events.into_iter().enumerate() {
-            match payload {
-                Payload::ServiceApplied {
-                    application_date: d,
-                    ..
-                } => application_date = Some(*d),
-                Payload::ServiceDecided(d) => decision = Some(d.clone()),
-                Payload::ServiceStarted { start_date } => {
-                    start.get_or_insert(*start_date);
-                }
-                Payload::ServiceHoursChanged {
-                    effective_date,
+        for (seq, fact) in events.into_iter().enumerate() {
+            match *fact {
+                Fact::Applied { date } => application_date = Some(date),
+                Fact::Decided {
+                    code,
+                    outcome,
+                    date,
+                    valid_to,
                     hours,
-                } => hours_changes.push((*effective_date, seq as u32, *hours)),
-                Payload::ServicePaused { date, .. }
+                } => decision = Some((code, outcome, date, valid_to, hours)),
+                Fact::Started { date } => {
+                    start.get_or_insert(date);
+                }
+                Fact::HoursChanged { date, hours } => hours_changes.push((date, seq as u32, hours)),
+                Fact::Paused { date }
                     if pauses.last().is_none_or(|(_, resumed)| resumed.is_some()) =>
                 {
-                    pauses.push((*date, None));
+                    pauses.push((date, None));
                 }
-                Payload::ServiceResumed { date } => {
+                Fact::Resumed { date } => {
                     if let Some(open) = pauses.last_mut().filter(|(_, resumed)| resumed.is_none()) {
-                        open.1 = Some(*date);
+                        open.1 = Some(date);
                     }
                 }
-                Payload::ServiceEnded { end_date, reason } => {
-                    end.get_or_insert((*end_date, *reason));
+                Fact::Ended { date, reason } => {
+                    end.get_or_insert((date, reason));
                 }
                 _ => {}
             }
         }
-        let decision = decision?;
-        let last_day = [end.map(|(d, _)| d), decision.valid_to, death]
+        let (code, outcome, decision_date, valid_to, decided_hours) = decision?;
+        let last_day = [end.map(|(d, _)| d), valid_to, death]
             .into_iter()
             .flatten()
             .min();
         Some(Episode {
-            code: decision.code,
-            granted: decision.outcome == Outcome::Granted,
-            decision_date: decision.decision_date,
+            code,
+            granted: outcome == Outcome::Granted,
+            decision_date,
             application_date,
             start,
             end,
             last_day,
             pauses,
-            decided_hours: decision.hours,
+            decided_hours,
             hours_changes,
         })
     }
@@ -153,7 +155,14 @@ impl Episode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kpr_domain::event::{Decision, PauseReason};
+    use kpr_domain::event::{Decision, PauseReason, Payload};
+
+    fn facts(payloads: &[Payload]) -> Vec<Fact> {
+        payloads
+            .iter()
+            .filter_map(Fact::of_service_payload)
+            .collect()
+    }
 
     fn d(s: &str) -> Date {
         Date::parse(s).unwrap()
@@ -210,7 +219,7 @@ mod tests {
                 reason: EndReason::NoLongerNeeded,
             },
         ];
-        let e = Episode::from_events(&events, None).unwrap();
+        let e = Episode::from_events(&facts(&events), None).unwrap();
         assert!(!e.active_on(d("2024-01-31")));
         assert!(e.active_on(d("2024-02-01")));
         assert!(!e.active_on(d("2024-03-01")) && !e.active_on(d("2024-03-10")));
@@ -242,7 +251,7 @@ mod tests {
                 start_date: d("2024-02-01"),
             },
         ];
-        let e = Episode::from_events(&events, Some(d("2024-04-15"))).unwrap();
+        let e = Episode::from_events(&facts(&events), Some(d("2024-04-15"))).unwrap();
         assert_eq!(e.last_day, Some(d("2024-04-15")));
         assert!(e.active_on(d("2024-04-15")), "alive on the day of death");
         assert!(!e.active_on(d("2024-04-16")));
@@ -256,7 +265,7 @@ mod tests {
                 reason: PauseReason::Other,
             },
         ];
-        let e = Episode::from_events(&unpaused, None).unwrap();
+        let e = Episode::from_events(&facts(&unpaused), None).unwrap();
         assert_eq!(
             e.active_days(d("2024-01-01"), d("2024-12-31")),
             29,
@@ -264,9 +273,9 @@ mod tests {
         );
         assert_eq!(
             Episode::from_events(
-                &[Payload::ServiceStarted {
+                &facts(&[Payload::ServiceStarted {
                     start_date: d("2024-01-01")
-                }],
+                }]),
                 None
             ),
             None
@@ -309,7 +318,7 @@ mod tests {
                     reason: EndReason::Other,
                 });
             }
-            let e = Episode::from_events(&events, None).unwrap();
+            let e = Episode::from_events(&facts(&events), None).unwrap();
             let from = base.add_days(next(120));
             let to = from.add_days(next(200));
             assert_eq!(

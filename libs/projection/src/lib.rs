@@ -7,6 +7,7 @@
 
 pub mod bands;
 pub mod episode;
+pub mod fact;
 pub mod figures;
 pub mod model;
 pub mod period;

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kpr_domain::date::Date;
-use kpr_domain::event::{CheckKind, Outcome, Payload, Variable};
+use kpr_domain::event::{CheckKind, Outcome, Variable};
 use kpr_domain::municipality::MunicipalityCode;
 use kpr_domain::person::{Pseudonym, Sex};
 use kpr_domain::service::ServiceCode;
 
 use crate::episode::Episode;
+use crate::fact::Fact;
 use crate::model::ReadModel;
 use crate::population::Region;
 
@@ -89,7 +90,7 @@ pub struct WaitingEntry {
 }
 
 /// Every person known anywhere, with the facts figures need.
-pub type People = HashMap<Pseudonym, Person>;
+pub type People = HashMap<Pseudonym, Person, crate::model::FoldHash>;
 
 /// Everything a figure reads, for one region.
 #[derive(Clone, Debug, Default)]
@@ -105,31 +106,34 @@ pub struct Snapshot {
 /// Gathers every person's facts from every municipality, in code order (first facts
 /// win, so the result does not depend on the order partitions were folded in).
 pub fn people(model: &ReadModel) -> People {
-    let mut people = People::new();
+    let mut people = People::default();
+    let mut facts = Vec::new();
     for (_, state) in model.municipalities() {
-        for (pseudonym, view) in state.persons() {
-            let Some(facts) = view.facts else { continue };
-            let person = people.entry(*pseudonym).or_insert_with(|| Person {
-                birth_year: facts.birth_year,
-                sex: facts.sex,
+        for view in state.persons() {
+            let (birth_year, sex) = view.facts();
+            let person = people.entry(view.pseudonym()).or_insert_with(|| Person {
+                birth_year,
+                sex,
                 death: None,
                 assessments: Vec::new(),
                 checks: Vec::new(),
             });
-            if let Some(death) = view.death {
+            if let Some(death) = view.death() {
                 person.death = Some(person.death.map_or(death, |d| d.min(death)));
             }
-            for id in view.events {
-                match state.effective_payload(id) {
-                    Some(Payload::FunctionalAssessment { date, scores }) => {
-                        person.assessments.push((date, scores))
-                    }
-                    Some(Payload::HealthCheck {
+            facts.clear();
+            view.facts_into(&mut facts);
+            for fact in &facts {
+                match *fact {
+                    Fact::Assessed { date, start, len } => person
+                        .assessments
+                        .push((date, view.scores(start, len).to_vec())),
+                    Fact::Checked {
                         kind,
                         date,
                         at_risk,
                         plan_made,
-                    }) => person.checks.push(Check {
+                    } => person.checks.push(Check {
                         kind,
                         date,
                         at_risk,
@@ -160,43 +164,44 @@ impl Snapshot {
             services: Vec::new(),
             waiting: Vec::new(),
         };
+        let mut facts = Vec::new();
         for (code, state) in model
             .municipalities()
             .filter(|(c, _)| region.contains(c.as_str()))
         {
-            for (pseudonym, view) in state.persons() {
-                for id in view.events {
-                    if let Some(Payload::WaitingListEntered { date, .. }) =
-                        state.effective_payload(id)
-                    {
+            for view in state.persons() {
+                facts.clear();
+                view.facts_into(&mut facts);
+                for fact in &facts {
+                    if let Fact::Waiting { date } = *fact {
                         snapshot.waiting.push(WaitingEntry {
                             municipality: *code,
-                            person: *pseudonym,
+                            person: view.pseudonym(),
                             date,
                         });
                     }
                 }
             }
-            for (_, events) in state.services() {
-                let Some(person) = state.service_person(events) else {
-                    continue;
-                };
-                let payloads: Vec<Payload> = events
-                    .iter()
-                    .filter_map(|id| state.effective_payload(id))
-                    .collect();
+            snapshot.services.reserve(state.services().len());
+            for service in state.services() {
+                let person = service.person();
+                facts.clear();
+                service.facts_into(&mut facts);
                 let death = snapshot.people.get(&person).and_then(|p| p.death);
                 let mut decisions = Vec::new();
                 let mut application = None;
-                for payload in &payloads {
-                    match payload {
-                        Payload::ServiceApplied {
-                            application_date, ..
-                        } => application = Some(*application_date),
-                        Payload::ServiceDecided(d) => decisions.push(DecisionView {
-                            code: d.code,
-                            outcome: d.outcome,
-                            date: d.decision_date,
+                for fact in &facts {
+                    match *fact {
+                        Fact::Applied { date } => application = Some(date),
+                        Fact::Decided {
+                            code,
+                            outcome,
+                            date,
+                            ..
+                        } => decisions.push(DecisionView {
+                            code,
+                            outcome,
+                            date,
                             application,
                         }),
                         _ => {}
@@ -205,7 +210,7 @@ impl Snapshot {
                 snapshot.services.push(ServiceView {
                     municipality: *code,
                     person,
-                    episode: Episode::from_events(&payloads, death),
+                    episode: Episode::from_events(&facts, death),
                     decisions,
                 });
             }

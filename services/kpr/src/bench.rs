@@ -70,6 +70,50 @@ async fn write_demo(dir: &std::path::Path, persons: u32, today: Date) -> anyhow:
     Ok(written)
 }
 
+/// Where a rebuild's time goes: reading records (sled + CRC), decoding, folding.
+async fn phases(log: &SledLog) -> anyhow::Result<()> {
+    use kpr_eventlog::ReadOptions;
+    let (mut read_s, mut decode_s, mut fold_s) = (0.0, 0.0, 0.0);
+    let mut model = ReadModel::new();
+    let mut n = 0u64;
+    for partition in 0..log.partition_count() {
+        let mut from = 0;
+        loop {
+            let t = Instant::now();
+            let records = log
+                .read(
+                    partition,
+                    from,
+                    ReadOptions {
+                        records_max: 4096,
+                        wait_ms_max: 0,
+                    },
+                )
+                .await?;
+            read_s += t.elapsed().as_secs_f64();
+            let Some(last) = records.last() else { break };
+            from = last.position.offset + 1;
+            let t = Instant::now();
+            let mut decoded = Vec::with_capacity(records.len());
+            for r in &records {
+                decoded.push((r.position, kpr_wire::decode_stored(&r.payload)?.0));
+            }
+            decode_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for (position, event) in &decoded {
+                model.apply(position.partition, position.offset, event);
+            }
+            fold_s += t.elapsed().as_secs_f64();
+            n += records.len() as u64;
+        }
+    }
+    println!(
+        "bench.rebuild.phases events={n} read_s={read_s:.3} decode_s={decode_s:.3} fold_s={fold_s:.3} model_mib={:.1}",
+        model.heap_bytes() as f64 / 1048576.0
+    );
+    Ok(())
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -104,6 +148,7 @@ pub async fn run(persons: u32, repeat: u32) -> anyhow::Result<()> {
         .context("cannot write the demo log")?;
 
     let log = SledLog::open(&dir, &SledOptions::standard(16))?;
+    phases(&log).await?;
     let model = RwLock::new(ReadModel::new());
     let started = Instant::now();
     let folded = kpr_statistics::projector::catch_up(&log, &model, None, |_| {}).await?;
