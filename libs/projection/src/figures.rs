@@ -2,7 +2,12 @@
 //! population and a query. Values are exact; disclosure control is the publishing
 //! layer's job.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::FoldHash;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, FoldHash>;
+type HashSet<K> = std::collections::HashSet<K, FoldHash>;
 
 use kpr_domain::date::Date;
 use kpr_domain::event::{Area, CheckKind, EndReason, Outcome, Variable};
@@ -454,7 +459,7 @@ impl Ctx<'_> {
 
     /// Active services with their hours on day D, per person.
     fn holdings_on(&self, day: Date) -> Holdings {
-        let mut out: Holdings = HashMap::new();
+        let mut out: Holdings = HashMap::default();
         for service in &self.snapshot.services {
             if let Some(e) = service.episode.as_ref().filter(|e| e.active_on(day)) {
                 let hours = if e.code.measure() == CodeMeasure::Hours {
@@ -470,7 +475,7 @@ impl Ctx<'_> {
 
     /// Codes each person had on at least one day of P.
     fn codes_during(&self, period: &Period) -> HashMap<Pseudonym, BTreeSet<ServiceCode>> {
-        let mut out: HashMap<Pseudonym, BTreeSet<ServiceCode>> = HashMap::new();
+        let mut out: HashMap<Pseudonym, BTreeSet<ServiceCode>> = HashMap::default();
         for service in &self.snapshot.services {
             if let Some(e) = service
                 .episode
@@ -1045,7 +1050,8 @@ impl Ctx<'_> {
         let period = &self.query.period;
         let day = self.query.date;
         let mut days: Vec<Vec<i64>> = vec![Vec::new(); ServiceGroup::ALL.len()];
-        let mut waiting: Vec<HashSet<Pseudonym>> = vec![HashSet::new(); ServiceGroup::ALL.len()];
+        let mut waiting: Vec<HashSet<Pseudonym>> =
+            vec![HashSet::default(); ServiceGroup::ALL.len()];
         for service in &self.snapshot.services {
             let Some(e) = service.episode.as_ref().filter(|e| e.granted) else {
                 continue;
@@ -1103,7 +1109,7 @@ impl Ctx<'_> {
         let day = self.query.date;
         let period = &self.query.period;
         // Code-21 starts per municipality and person.
-        let mut starts: HashMap<(&str, Pseudonym), Vec<Date>> = HashMap::new();
+        let mut starts: HashMap<(&str, Pseudonym), Vec<Date>> = HashMap::default();
         for service in &self.snapshot.services {
             if let Some(start) = service
                 .episode
@@ -1117,8 +1123,8 @@ impl Ctx<'_> {
                     .push(start);
             }
         }
-        let mut on_list: HashSet<Pseudonym> = HashSet::new();
-        let mut entries: HashMap<(&str, Pseudonym), Vec<Date>> = HashMap::new();
+        let mut on_list: HashSet<Pseudonym> = HashSet::default();
+        let mut entries: HashMap<(&str, Pseudonym), Vec<Date>> = HashMap::default();
         for entry in &self.snapshot.waiting {
             entries
                 .entry((entry.municipality.as_str(), entry.person))

@@ -161,6 +161,13 @@ struct BenchArgs {
     /// Rounds of every figure per region.
     #[arg(long, default_value_t = 20)]
     repeat: u32,
+    /// Keep the written log in this data directory, and reuse it when it holds one
+    /// (read benchmark).
+    #[arg(long)]
+    keep: Option<PathBuf>,
+    /// Also copy the log to this Kafka-protocol broker (`host:port`) and rebuild from it.
+    #[arg(long)]
+    kafka: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -353,7 +360,15 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench(args) => match args.what.as_str() {
-                "read" => kpr::bench::run(args.persons, args.repeat).await,
+                "read" => {
+                    kpr::bench::run(kpr::bench::ReadArgs {
+                        persons: args.persons,
+                        repeat: args.repeat,
+                        keep: args.keep,
+                        kafka: args.kafka,
+                    })
+                    .await
+                }
                 "ingest" => kpr::bench::run_ingest(args.seconds).await,
                 other => anyhow::bail!("unknown benchmark {other:?}: read or ingest"),
             },

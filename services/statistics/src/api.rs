@@ -260,7 +260,12 @@ struct SnapshotCache {
     generation: Option<u64>,
     people: Option<Arc<People>>,
     regions: HashMap<Region, Arc<Snapshot>>,
+    /// Rendered answers at this generation: a table at a log position never changes.
+    answers: HashMap<String, Rendered>,
 }
+
+/// Most answers kept per generation.
+const ANSWERS_MAX: usize = 4096;
 
 impl std::fmt::Debug for Statistics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -368,6 +373,7 @@ impl Statistics {
                 generation: Some(model.generation()),
                 people: Some(Arc::new(people(model))),
                 regions: HashMap::new(),
+                answers: HashMap::new(),
             };
         }
         if let Some(snapshot) = cache.regions.get(region) {
@@ -379,9 +385,39 @@ impl Statistics {
         Ok(snapshot)
     }
 
-    /// Computes and renders a table.
+    /// Computes and renders a table; an answer already rendered at the model's
+    /// current generation is served again as it was.
     pub fn render(&self, request: &TableRequest) -> Result<Rendered, StatsError> {
-        Ok(render(&self.table(request)?, request.format))
+        let key = format!("{:?}|{}|{:?}", request.query, request.exact, request.format);
+        let generation = self
+            .model
+            .read()
+            .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?
+            .generation();
+        let lock = || {
+            self.cache
+                .lock()
+                .map_err(|_| StatsError::Internal("snapshot cache lock poisoned".into()))
+        };
+        {
+            let cache = lock()?;
+            if cache.generation == Some(generation)
+                && let Some(answer) = cache.answers.get(&key)
+            {
+                return Ok(answer.clone());
+            }
+        }
+        let rendered = render(&self.table(request)?, request.format);
+        let mut cache = lock()?;
+        // Kept only when the table was computed at the generation read above (the
+        // model may have moved meanwhile; then the cache belongs to a newer one).
+        if cache.generation == Some(generation) {
+            if cache.answers.len() >= ANSWERS_MAX {
+                cache.answers.clear();
+            }
+            cache.answers.insert(key, rendered.clone());
+        }
+        Ok(rendered)
     }
 }
 
