@@ -58,7 +58,10 @@ fn dependency_rules_hold() {
         ("kpr-eventlog-kafka", &["kpr-eventlog"][..]),
         ("kpr-projection", &["kpr-domain"][..]),
         ("kpr-wire", &["kpr-domain"][..]),
-        ("kpr-synth", &["kpr-domain", "kpr-wire"][..]),
+        (
+            "kpr-synth",
+            &["kpr-domain", "kpr-wire", "kpr-projection"][..],
+        ),
         (
             "kpr-ingest",
             &["kpr-domain", "kpr-wire", "kpr-eventlog"][..],

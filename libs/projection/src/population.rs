@@ -150,6 +150,24 @@ impl Population {
         self.years.keys().copied()
     }
 
+    /// The municipalities (codes in order) that have a population in `year`.
+    pub fn municipalities(&self, year: i32) -> impl Iterator<Item = &str> + '_ {
+        self.years
+            .get(&year)
+            .into_iter()
+            .flat_map(|by_municipality| by_municipality.keys().map(String::as_str))
+    }
+
+    /// Persons of `municipality` on 1 January of `year` by sex (0 male, 1 female) and
+    /// single age (0 to [`AGE_TOP`], the last meaning that old or older).
+    pub fn by_sex_and_age(
+        &self,
+        year: i32,
+        municipality: &str,
+    ) -> Option<&[[u32; AGE_TOP + 1]; 2]> {
+        self.years.get(&year)?.get(municipality)
+    }
+
     /// The year to use when `wanted` is asked for: `wanted` itself, or the nearest
     /// available year (the later one on a tie), SPEC 2.
     pub fn nearest_year(&self, wanted: i32) -> Option<i32> {

@@ -17,29 +17,8 @@ use crate::rng::{Rng, stream};
 /// are skipped. Births outside 1854-2039 get an individual number from 000-499, so the
 /// id then reads as a birth in the 1900s.
 pub fn synthetic_id(seed: u64, birth: Date, female: bool) -> String {
-    let (year, month, day) = birth.ymd();
-    let (lo, hi): (u32, u32) = match year {
-        1854..=1899 => (500, 749),
-        2000..=2039 => (500, 999),
-        _ => (0, 499),
-    };
-    let year2 = year.rem_euclid(100) as u32;
-    let month = month + 80;
-    let nine = |individual: u32| -> [u8; 9] {
-        [
-            day / 10,
-            day % 10,
-            month / 10,
-            month % 10,
-            year2 / 10,
-            year2 % 10,
-            individual / 100,
-            (individual / 10) % 10,
-            individual % 10,
-        ]
-        .map(|d| d as u8)
-    };
-    let wanted_parity = if female { 0 } else { 1 };
+    let (lo, hi) = individual_range(birth);
+    let wanted_parity = u32::from(!female);
     let fix_parity = |individual: u32| -> u32 {
         if individual % 2 == wanted_parity {
             individual
@@ -52,21 +31,97 @@ pub fn synthetic_id(seed: u64, birth: Date, female: bool) -> String {
     let mut rng = Rng::derive(seed, stream::NATIONAL_ID, birth.days() as u64);
     for _ in 0..64 {
         let individual = fix_parity(lo + rng.below(hi - lo + 1));
-        if let Some(id) = with_control_digits(nine(individual)) {
+        if let Some(id) = with_control_digits(nine_digits(birth, individual)) {
             return digits_to_string(&id);
         }
     }
     // Practically unreachable: sweep the whole range of the right parity.
     for individual in (lo..=hi).filter(|i| i % 2 == wanted_parity) {
-        if let Some(id) = with_control_digits(nine(individual)) {
+        if let Some(id) = with_control_digits(nine_digits(birth, individual)) {
             return digits_to_string(&id);
         }
     }
     // No individual number has control digits (cannot happen for real dates); keep
     // the function total with an id the register will refuse.
-    let mut out = digits_to_string(&nine(lo));
+    let mut out = digits_to_string(&nine_digits(birth, lo));
     out.push_str("00");
     out
+}
+
+/// Individual numbers (digits 7-9) that give the century of `birth` (SPEC 5.4).
+fn individual_range(birth: Date) -> (u32, u32) {
+    match birth.year() {
+        1854..=1899 => (500, 749),
+        2000..=2039 => (500, 999),
+        _ => (0, 499),
+    }
+}
+
+/// The first nine digits of a synthetic id (month + 80).
+fn nine_digits(birth: Date, individual: u32) -> [u8; 9] {
+    let (year, month, day) = birth.ymd();
+    let year2 = year.rem_euclid(100) as u32;
+    let month = month + 80;
+    [
+        day / 10,
+        day % 10,
+        month / 10,
+        month % 10,
+        year2 / 10,
+        year2 % 10,
+        individual / 100,
+        (individual / 10) % 10,
+        individual % 10,
+    ]
+    .map(|d| d as u8)
+}
+
+/// Hands out synthetic national ids that are unique across everything it gave out:
+/// for each birth day and sex, the valid individual numbers in increasing order.
+#[derive(Debug, Default)]
+pub(crate) struct IdSlots {
+    /// Next individual number to try, per (birth day, female).
+    next: std::collections::HashMap<(i32, bool), u32>,
+}
+
+impl IdSlots {
+    /// A fresh id for a person born on `birth` or, when that day's numbers are used
+    /// up, on the nearest day of the same year that has one left. Returns the birth
+    /// day used and the id; `None` only when the whole year is used up.
+    pub(crate) fn allocate(&mut self, birth: Date, female: bool) -> Option<(Date, String)> {
+        let year = birth.year();
+        for step in 0..740i32 {
+            let offset = if step % 2 == 0 {
+                step / 2
+            } else {
+                -(step / 2) - 1
+            };
+            let day = birth.add_days(offset);
+            if day.year() != year {
+                continue;
+            }
+            if let Some(id) = self.take(day, female) {
+                return Some((day, id));
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, birth: Date, female: bool) -> Option<String> {
+        let (lo, hi) = individual_range(birth);
+        let parity = u32::from(!female);
+        let next = self.next.entry((birth.days(), female)).or_insert(lo);
+        let mut individual = *next + (parity + 2 - *next % 2) % 2;
+        while individual <= hi {
+            if let Some(id) = with_control_digits(nine_digits(birth, individual)) {
+                *next = individual + 1;
+                return Some(digits_to_string(&id));
+            }
+            individual += 2;
+        }
+        *next = hi + 1;
+        None
+    }
 }
 
 fn digits_to_string(digits: &[u8]) -> String {
@@ -189,5 +244,24 @@ mod tests {
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
         assert_eq!(EventIds::new(1).next_id(), a);
+    }
+
+    #[test]
+    fn id_slots_never_repeat_and_keep_the_year() {
+        let mut slots = IdSlots::default();
+        let mut seen = std::collections::HashSet::new();
+        let birth = Date::from_ymd(1940, 12, 30).unwrap();
+        for i in 0..600 {
+            let female = i % 3 == 0;
+            let (day, id) = slots.allocate(birth, female).unwrap();
+            assert_eq!(day.year(), 1940);
+            let facts = check_national_id(&id, true).unwrap();
+            assert_eq!(facts.birth_year, Some(1940));
+            assert_eq!(
+                facts.sex,
+                Some(if female { Sex::Female } else { Sex::Male })
+            );
+            assert!(seen.insert(id), "id handed out twice");
+        }
     }
 }

@@ -22,7 +22,9 @@
 //! effective day of the event (a correction: the day it was made) at a working-hours
 //! time.
 
+pub mod calibration;
 mod ids;
+pub mod national;
 mod person;
 mod rng;
 
@@ -32,6 +34,7 @@ use kpr_domain::Date;
 use kpr_wire::pb;
 
 pub use ids::synthetic_id;
+pub use national::{NationalConfig, national};
 
 use ids::{EventIds, org_number};
 use person::Window;
@@ -217,67 +220,20 @@ pub fn generate(config: &DemoConfig) -> Vec<Batch> {
                 break;
             }
         }
-        let sex = if history.female {
-            pb::Sex::Female
-        } else {
-            pb::Sex::Male
-        };
-        let person = pb::Person {
-            national_id,
-            birth_year: system
-                .sends_person_facts
-                .then(|| history.birth.year().max(0) as u32),
-            sex: if system.sends_person_facts {
-                sex as i32
-            } else {
-                pb::Sex::Unspecified as i32
-            },
-        };
-        for draft in history.drafts {
-            let event = pb::Event {
-                event_id: draft.event_id,
-                municipality: municipalities[m].clone(),
-                successor_municipality: String::new(),
-                source_system: system.name.to_string(),
-                source_version: system.version.to_string(),
-                recorded_at: Some(prost_types::Timestamp {
-                    seconds: i64::from(draft.day.days()) * 86_400 + i64::from(draft.second),
-                    nanos: 0,
-                }),
-                person: Some(person.clone()),
-                service_id: draft.service_id,
-                payload: Some(pb::Payload {
-                    kind: Some(draft.kind),
-                }),
-            };
-            rows[m].push(Row {
-                key: (draft.day, draft.phase, index, draft.seq),
-                event,
-            });
-        }
+        let person = api_person(national_id, &history, system);
+        push_rows(
+            &mut rows[m],
+            history,
+            index,
+            municipalities[m],
+            system,
+            &person,
+        );
     }
 
     let mut chunks: Vec<std::vec::IntoIter<Batch>> = Vec::new();
-    for (m, mut list) in rows.into_iter().enumerate() {
-        list.sort_by_key(|row| row.key);
-        let mut batches = Vec::new();
-        let mut events = Vec::with_capacity(BATCH_EVENTS_MAX);
-        for row in list {
-            events.push(row.event);
-            if events.len() == BATCH_EVENTS_MAX {
-                batches.push(Batch {
-                    municipality: municipalities[m].clone(),
-                    events: std::mem::take(&mut events),
-                });
-            }
-        }
-        if !events.is_empty() {
-            batches.push(Batch {
-                municipality: municipalities[m].clone(),
-                events,
-            });
-        }
-        chunks.push(batches.into_iter());
+    for (m, list) in rows.into_iter().enumerate() {
+        chunks.push(into_batches(list, municipalities[m], BATCH_EVENTS_MAX).into_iter());
     }
     let mut out = Vec::new();
     loop {
@@ -292,6 +248,85 @@ pub fn generate(config: &DemoConfig) -> Vec<Batch> {
         }
     }
     out
+}
+
+/// The API person of a history: the id, and birth year and sex when the EHR product
+/// sends them.
+fn api_person(national_id: String, history: &person::History, system: System) -> pb::Person {
+    let sex = if history.female {
+        pb::Sex::Female
+    } else {
+        pb::Sex::Male
+    };
+    pb::Person {
+        national_id,
+        birth_year: system
+            .sends_person_facts
+            .then(|| history.birth.year().max(0) as u32),
+        sex: if system.sends_person_facts {
+            sex as i32
+        } else {
+            pb::Sex::Unspecified as i32
+        },
+    }
+}
+
+/// Adds the events of person `index` (its drafts in envelopes) to `rows`.
+fn push_rows(
+    rows: &mut Vec<Row>,
+    history: person::History,
+    index: u32,
+    municipality: &str,
+    system: System,
+    person: &pb::Person,
+) {
+    for draft in history.drafts {
+        let event = pb::Event {
+            event_id: draft.event_id,
+            municipality: municipality.to_string(),
+            successor_municipality: String::new(),
+            source_system: system.name.to_string(),
+            source_version: system.version.to_string(),
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: i64::from(draft.day.days()) * 86_400 + i64::from(draft.second),
+                nanos: 0,
+            }),
+            person: Some(person.clone()),
+            service_id: draft.service_id,
+            payload: Some(pb::Payload {
+                kind: Some(draft.kind),
+            }),
+        };
+        rows.push(Row {
+            key: (draft.day, draft.phase, index, draft.seq),
+            event,
+        });
+    }
+}
+
+/// Sorts the rows of one municipality into sending order and cuts them into batches
+/// of at most `batch_events` events.
+fn into_batches(mut rows: Vec<Row>, municipality: &str, batch_events: usize) -> Vec<Batch> {
+    rows.sort_by_key(|row| row.key);
+    let batch_events = batch_events.max(1);
+    let mut batches = Vec::with_capacity(rows.len().div_ceil(batch_events));
+    let mut events = Vec::with_capacity(batch_events.min(rows.len()));
+    for row in rows {
+        events.push(row.event);
+        if events.len() == batch_events {
+            batches.push(Batch {
+                municipality: municipality.to_string(),
+                events: std::mem::take(&mut events),
+            });
+        }
+    }
+    if !events.is_empty() {
+        batches.push(Batch {
+            municipality: municipality.to_string(),
+            events,
+        });
+    }
+    batches
 }
 
 #[cfg(test)]

@@ -74,8 +74,9 @@ pub(crate) mod phase {
     pub(crate) const DIED: u8 = 10;
 }
 
+/// Age group at entry into care (the detailed bands of SPEC 5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Age {
+pub(crate) enum Age {
     Child,
     Young,
     Mid,
@@ -85,9 +86,104 @@ enum Age {
 }
 
 impl Age {
+    /// The group of a person `years` old.
+    pub(crate) fn of_years(years: i32) -> Age {
+        match years {
+            ..=17 => Age::Child,
+            18..=49 => Age::Young,
+            50..=66 => Age::Mid,
+            67..=79 => Age::Old67,
+            80..=89 => Age::Old80,
+            _ => Age::Old90,
+        }
+    }
+
+    /// Position in the band order (0-17 first).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Age::Child => 0,
+            Age::Young => 1,
+            Age::Mid => 2,
+            Age::Old67 => 3,
+            Age::Old80 => 4,
+            Age::Old90 => 5,
+        }
+    }
+
     fn elderly(self) -> bool {
         matches!(self, Age::Old67 | Age::Old80 | Age::Old90)
     }
+}
+
+/// Who enters care and when, as the caller chose it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subject {
+    /// Age group at entry.
+    pub(crate) age: Age,
+    /// Date of birth.
+    pub(crate) birth: Date,
+    /// Female (else male).
+    pub(crate) female: bool,
+    /// First day in care (in the window, after the birth).
+    pub(crate) entry: Date,
+    /// The day the need ends or the person moves away, if before `today`: every
+    /// running service ends then with `leave_reason`, and nothing follows. Ignored
+    /// when a long-term stay begins on or before it (residents stay until death).
+    pub(crate) leave: Option<Date>,
+    /// End reason of the services running at `leave`.
+    pub(crate) leave_reason: i32,
+}
+
+/// Levers of the person model. [`Knobs::DEMO`] is the demo population's setting; the
+/// national generator calibrates its own.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Knobs {
+    /// Weights of the light, medium and heavy need profiles per age group.
+    pub(crate) profiles: [[u32; 3]; 6],
+    /// Chance that an elderly heavy user in care at the start of the window already
+    /// lives in a long-term stay.
+    pub(crate) resident_at_entry: f64,
+    /// Chance of a later long-term stay for elderly light, medium and heavy users.
+    pub(crate) long_term: [f64; 3],
+    /// Factor on the yearly mortality.
+    pub(crate) mortality: f64,
+    /// Factor on the yearly mortality of long-term residents.
+    pub(crate) resident_mortality: f64,
+    /// Mortality follows the age reached (else the age group at entry).
+    pub(crate) mortality_by_age_reached: bool,
+    /// Least latent need of a long-term resident (plus a fifth of the initial need).
+    pub(crate) resident_need: f64,
+    /// Chance that a user of more than presence-only services is assessed.
+    pub(crate) assessed: f64,
+    /// Chance that an elderly user whose services include no home service gets home
+    /// nursing too (0 draws nothing).
+    pub(crate) home_for_elderly: f64,
+    /// Home services are applied for within this many days of entry (else at any
+    /// time until `today`).
+    pub(crate) services_within_days: Option<i32>,
+}
+
+impl Knobs {
+    /// The demo population's levers.
+    pub(crate) const DEMO: Knobs = Knobs {
+        profiles: [
+            [50, 37, 13],
+            [50, 37, 13],
+            [50, 37, 13],
+            [60, 30, 10],
+            [48, 34, 18],
+            [36, 36, 28],
+        ],
+        resident_at_entry: 0.5,
+        long_term: [0.03, 0.15, 0.75],
+        mortality: 1.0,
+        resident_mortality: 1.0,
+        mortality_by_age_reached: false,
+        resident_need: 0.72,
+        home_for_elderly: 0.0,
+        assessed: 0.97,
+        services_within_days: None,
+    };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -360,6 +456,8 @@ struct Builder<'a> {
     window: Window,
     horizon: Date,
     death: Option<Date>,
+    /// Leaving care (day, end reason of the services then running).
+    leave: Option<(Date, i32)>,
     service_prefix: &'a str,
     next_service: u32,
     ids: &'a mut EventIds,
@@ -524,7 +622,10 @@ impl Builder<'_> {
         let end = match end {
             Some(end) => Some(end),
             None if self.death == Some(h) => Some((h, pb::EndReason::Died as i32)),
-            None => None,
+            None => match self.leave {
+                Some((day, reason)) if day == h => Some((h, reason)),
+                _ => None,
+            },
         };
         if let Some((day, reason)) = end {
             self.push(
@@ -549,6 +650,9 @@ struct Person {
     entry: Date,
     need0: f64,
     dementia: bool,
+    resident_need: f64,
+    services_within_days: Option<i32>,
+    assessed: f64,
 }
 
 impl Person {
@@ -557,7 +661,7 @@ impl Person {
         let years = f64::from(self.entry.days_until(day).max(0)) / 365.0;
         let mut need = self.need0 + 0.05 * years;
         if long_term_start.is_some_and(|s| s <= day) {
-            need = need.max(0.72 + 0.2 * self.need0);
+            need = need.max(self.resident_need + 0.2 * self.need0);
         }
         need.min(0.98)
     }
@@ -613,30 +717,51 @@ pub(crate) fn history(
     if entry > latest_entry {
         entry = latest_entry;
     }
+    let subject = Subject {
+        age,
+        birth,
+        female,
+        entry,
+        leave: None,
+        leave_reason: 0,
+    };
+    life(
+        r,
+        &subject,
+        &Knobs::DEMO,
+        window,
+        service_prefix,
+        providers,
+        ids,
+    )
+}
 
-    let profile = match age {
-        Age::Old67 => r.weighted(&[
-            (Profile::Light, 60),
-            (Profile::Medium, 30),
-            (Profile::Heavy, 10),
-        ]),
-        Age::Old80 => r.weighted(&[
-            (Profile::Light, 48),
-            (Profile::Medium, 34),
-            (Profile::Heavy, 18),
-        ]),
-        Age::Old90 => r.weighted(&[
-            (Profile::Light, 36),
-            (Profile::Medium, 36),
-            (Profile::Heavy, 28),
-        ]),
-        _ => r.weighted(&[
-            (Profile::Light, 50),
-            (Profile::Medium, 37),
-            (Profile::Heavy, 13),
-        ]),
-    }
-    .unwrap_or(Profile::Light);
+/// Generates the history of `subject` from its entry into care, drawing from `r`.
+pub(crate) fn life(
+    mut r: Rng,
+    subject: &Subject,
+    knobs: &Knobs,
+    window: &Window,
+    service_prefix: &str,
+    providers: &[String],
+    ids: &mut EventIds,
+) -> History {
+    let today = window.today;
+    let Subject {
+        age,
+        birth,
+        female,
+        entry,
+        ..
+    } = *subject;
+    let [light, medium, heavy] = knobs.profiles[age.index()];
+    let profile = r
+        .weighted(&[
+            (Profile::Light, light),
+            (Profile::Medium, medium),
+            (Profile::Heavy, heavy),
+        ])
+        .unwrap_or(Profile::Light);
     let need0 = match profile {
         Profile::Light => r.uniform(0.05, 0.30),
         Profile::Medium => r.uniform(0.36, 0.58),
@@ -655,24 +780,28 @@ pub(crate) fn history(
         entry,
         need0,
         dementia,
+        resident_need: knobs.resident_need,
+        services_within_days: knobs.services_within_days,
+        assessed: knobs.assessed,
     };
 
     // Long-term stay.
     let early = entry <= window.start.add_days(90);
-    let resident_at_entry = age.elderly() && profile == Profile::Heavy && early && r.chance(0.5);
+    let resident_at_entry =
+        age.elderly() && profile == Profile::Heavy && early && r.chance(knobs.resident_at_entry);
     let applied_21 = if resident_at_entry {
         Some(entry)
     } else {
         match (age, profile) {
-            (a, Profile::Heavy) if a.elderly() => {
-                r.chance(0.75).then(|| entry.add_days(r.between(30, 720)))
-            }
-            (a, Profile::Medium) if a.elderly() => {
-                r.chance(0.15).then(|| entry.add_days(r.between(180, 1200)))
-            }
-            (a, Profile::Light) if a.elderly() => {
-                r.chance(0.03).then(|| entry.add_days(r.between(365, 1300)))
-            }
+            (a, Profile::Heavy) if a.elderly() => r
+                .chance(knobs.long_term[2])
+                .then(|| entry.add_days(r.between(30, 720))),
+            (a, Profile::Medium) if a.elderly() => r
+                .chance(knobs.long_term[1])
+                .then(|| entry.add_days(r.between(180, 1200))),
+            (a, Profile::Light) if a.elderly() => r
+                .chance(knobs.long_term[0])
+                .then(|| entry.add_days(r.between(365, 1300))),
             (Age::Mid, Profile::Heavy) => {
                 r.chance(0.05).then(|| entry.add_days(r.between(60, 900)))
             }
@@ -708,19 +837,41 @@ pub(crate) fn history(
         }
     });
     let s21 = long_term.map(|l| l.start);
+    // Leaving care: not once the way to a long-term stay has begun (residents stay
+    // until they die).
+    let leave = subject.leave.filter(|l| {
+        *l < today
+            && long_term.is_none_or(|lt| lt.applied.unwrap_or(lt.waiting).min(lt.waiting) > *l)
+    });
 
     // Death: a monthly hazard from entry on, higher once in a long-term stay.
     let mut death = None;
     let mut t = entry.add_days(20);
-    while t <= today {
+    let last_alive_check = leave.unwrap_or(today);
+    while t <= last_alive_check {
         let resident = s21.is_some_and(|s| t >= s);
-        if r.chance(annual_mortality(age, profile, resident) * 30.0 / 365.0) {
+        let age_now = if knobs.mortality_by_age_reached {
+            Age::of_years(t.year() - birth.year())
+        } else {
+            age
+        };
+        let yearly = annual_mortality(age_now, profile, resident)
+            * knobs.mortality
+            * if resident {
+                knobs.resident_mortality
+            } else {
+                1.0
+            };
+        if r.chance(yearly * 30.0 / 365.0) {
             death = Some(t.add_days(r.between(0, 29)).min(today));
             break;
         }
         t = t.add_days(30);
     }
-    let horizon = death.unwrap_or(today);
+    // A death after leaving care is not the register's business.
+    let death = death.filter(|d| leave.is_none_or(|l| *d <= l));
+    let leave = leave.filter(|_| death.is_none());
+    let horizon = death.or(leave).unwrap_or(today);
     // Home services run until the long-term stay begins.
     let home_end = s21.unwrap_or(today).min(today);
 
@@ -739,6 +890,15 @@ pub(crate) fn history(
             (a, Profile::Light) if a.elderly() => 6,
             _ => 15,
         });
+    }
+    // Elderly users without a home service get home nursing as well, now and then.
+    if knobs.home_for_elderly > 0.0
+        && age.elderly()
+        && !resident_at_entry
+        && !codes.iter().any(|c| matches!(c, 1 | 2 | 3 | 7 | 11 | 15))
+        && r.chance(knobs.home_for_elderly)
+    {
+        codes.insert(0, 15);
     }
 
     let mut episodes: Vec<Episode> = Vec::new();
@@ -934,6 +1094,7 @@ pub(crate) fn history(
         window: *window,
         horizon,
         death,
+        leave: leave.map(|l| (l, subject.leave_reason)),
         service_prefix,
         next_service: 0,
         ids,
@@ -1032,6 +1193,9 @@ fn home_episode(
         Some(s) if code != 24 => s.add_days(-30).min(today),
         _ => today,
     };
+    let until = p
+        .services_within_days
+        .map_or(until, |days| until.min(p.entry.add_days(days)));
     let applied = if r.chance(0.65) {
         p.entry.add_days(r.between(0, 30))
     } else {
@@ -1303,7 +1467,7 @@ fn assessment(r: &mut Rng, p: &Person, day: Date, s21: Option<Date>) -> Kind {
 fn assessments(b: &mut Builder<'_>, p: &Person, codes: &[u8], s21: Option<Date>) {
     let presence_only =
         !codes.is_empty() && codes.iter().all(|c| matches!(c, 5 | 6 | 26 | 27 | 28));
-    let p_assessed = if presence_only { 0.5 } else { 0.97 };
+    let p_assessed = if presence_only { 0.5 } else { p.assessed };
     if !b.r.chance(p_assessed) {
         return;
     }

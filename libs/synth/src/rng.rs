@@ -22,6 +22,12 @@ pub(crate) mod stream {
     pub(crate) const EVENT_ID: u64 = 4;
     /// Provider organisation numbers.
     pub(crate) const PROVIDER: u64 = 5;
+    /// National data set: who enters care in a municipality, and when.
+    pub(crate) const NATIONAL_PLAN: u64 = 6;
+    /// National data set: per-person histories.
+    pub(crate) const NATIONAL_PERSON: u64 = 7;
+    /// National data set: per-municipality event ids and providers.
+    pub(crate) const NATIONAL_MUNICIPALITY: u64 = 8;
 }
 
 /// SplitMix64 state.

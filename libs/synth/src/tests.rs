@@ -10,6 +10,7 @@ use kpr_domain::{Date, MunicipalityCode};
 use kpr_wire::decode_submitted;
 
 use super::*;
+use crate::person::Window;
 
 fn today() -> Date {
     Date::from_ymd(2025, 6, 15).unwrap()
@@ -45,19 +46,33 @@ struct Seen {
 /// Sends every event through decoding, field validation and the lifecycle state, in
 /// batch order, and asserts that each is accepted.
 fn run_through_rules(config: &DemoConfig) -> Seen {
+    let batches = generate(config);
+    for batch in &batches {
+        assert!(batch.events.len() <= BATCH_EVENTS_MAX);
+        assert!(config.municipalities.contains(&batch.municipality));
+    }
+    check_batches(batches, config.today, config.first_year)
+}
+
+/// Sends every event of `batches` through decoding, field validation and the lifecycle
+/// state, in order, and asserts that each is accepted and dated in the window.
+fn check_batches(batches: impl IntoIterator<Item = Batch>, today: Date, first_year: i32) -> Seen {
+    let config = Window {
+        start: Date::from_ymd(first_year, 1, 1).unwrap(),
+        today,
+    };
     let rules = Rules {
         today: config.today,
         allow_synthetic_ids: true,
     };
-    let window_start = Date::from_ymd(config.first_year, 1, 1).unwrap();
+    let window_start = config.start;
     let mut states: HashMap<MunicipalityCode, MunicipalityState<()>> = HashMap::new();
     let mut event_ids = HashSet::new();
     let mut home: HashMap<Pseudonym, (MunicipalityCode, u16)> = HashMap::new();
     let mut dead: HashSet<Pseudonym> = HashSet::new();
     let mut seen = Seen::default();
-    for (b, batch) in generate(config).iter().enumerate() {
-        assert!(!batch.events.is_empty() && batch.events.len() <= BATCH_EVENTS_MAX);
-        assert!(config.municipalities.contains(&batch.municipality));
+    for (b, batch) in batches.into_iter().enumerate() {
+        assert!(!batch.events.is_empty());
         for (i, event) in batch.events.iter().enumerate() {
             let at = format!("batch {b} event {i}");
             assert_eq!(event.municipality, batch.municipality, "{at}");
@@ -255,4 +270,149 @@ fn empty_configs_give_no_batches() {
         ..DemoConfig::standard(today())
     };
     assert!(generate(&config).is_empty());
+}
+
+fn national_config(scale: f64, years: i32) -> NationalConfig {
+    let today = Date::from_ymd(2026, 11, 23).unwrap();
+    NationalConfig {
+        scale,
+        first_year: today.year() - years,
+        ..NationalConfig::standard(today)
+    }
+}
+
+#[test]
+fn national_data_is_deterministic_and_bounded() {
+    let config = NationalConfig {
+        batch_events: 200,
+        ..national_config(0.002, 2)
+    };
+    let a: Vec<Batch> = national(&config).collect();
+    let b: Vec<Batch> = national(&config).collect();
+    assert!(a == b, "same config, same batches");
+    assert!(
+        a.iter()
+            .all(|b| !b.events.is_empty() && b.events.len() <= 200)
+    );
+    let other: Vec<Batch> = national(&NationalConfig { seed: 2, ..config })
+        .take(3)
+        .collect();
+    assert_ne!(a[..3], other[..]);
+}
+
+#[test]
+fn every_municipality_gets_accepted_events_with_unique_ids() {
+    // A tiny scale still reaches every 2024 municipality.
+    let config = national_config(0.002, 3);
+    let batches: Vec<Batch> = national(&config).collect();
+    let mut order: Vec<&str> = Vec::new();
+    for batch in &batches {
+        if order.last() != Some(&batch.municipality.as_str()) {
+            order.push(&batch.municipality);
+        }
+    }
+    assert_eq!(
+        order.len(),
+        357,
+        "every municipality once, in one run of batches"
+    );
+    assert_eq!(order, national::municipalities());
+    let mut ids: HashMap<String, (u16, String)> = HashMap::new();
+    for event in batches.iter().flat_map(|b| &b.events) {
+        let id = event.person.as_ref().unwrap().national_id.clone();
+        let facts = kpr_domain::national_id::check_national_id(&id, true).unwrap();
+        let owner = (facts.birth_year.unwrap(), event.municipality.clone());
+        // One id is one person: same birth year, one municipality.
+        assert_eq!(*ids.entry(id).or_insert_with(|| owner.clone()), owner);
+    }
+    let seen = check_batches(batches, config.today, config.first_year);
+    println!(
+        "national 0.2 %, 3 years: {} events, {} persons, {} deaths",
+        seen.events, seen.persons, seen.died
+    );
+    assert_eq!(seen.persons, ids.len());
+    assert!(seen.kinds.len() >= 11, "{:?}", seen.kinds.keys());
+}
+
+/// Folds the national data set into a read model, as the register would.
+fn fold_national(config: &NationalConfig) -> (kpr_projection::model::ReadModel, u64) {
+    let rules = Rules {
+        today: config.today,
+        allow_synthetic_ids: true,
+    };
+    let mut model = kpr_projection::model::ReadModel::new();
+    let mut offset = 0u64;
+    for batch in national(config) {
+        for event in &batch.events {
+            let submitted = decode_submitted(event).unwrap();
+            let resolved = validate(&submitted, &rules).unwrap();
+            let pseudonym = pseudonym(&submitted.person.national_id);
+            let stored = submitted.into_stored(resolved, pseudonym);
+            assert!(model.apply(0, offset, &stored));
+            offset += 1;
+        }
+    }
+    (model, offset)
+}
+
+#[test]
+fn national_figures_land_near_the_published_ones() {
+    let config = national_config(0.02, 4);
+    let (model, events) = fold_national(&config);
+    let year = config.today.year() - 1;
+    let lines = calibration::national_figures(&model, config.first_year, year, config.scale);
+    let years = f64::from(config.today.year() - config.first_year) + 323.0 / 365.0;
+    println!(
+        "national 2 %, {} years: {events} events, {:.0} a year",
+        config.today.year() - config.first_year,
+        events as f64 / years
+    );
+    for line in &lines {
+        println!(
+            "{:5} {:40} register={:.4} published={:.4}",
+            line.figure, line.key, line.register, line.published
+        );
+    }
+    let get = |figure: &str, key: &str| {
+        lines
+            .iter()
+            .find(|l| l.figure == figure && l.key.starts_with(key))
+            .unwrap_or_else(|| panic!("no {figure} {key}"))
+    };
+    for band in ["0-17", "18-49", "50-66", "67-79", "80-89", "90+"] {
+        let line = get("T1", &format!("measure=share band={band} "));
+        let relative = line.register / line.published;
+        assert!(
+            (0.8..=1.2).contains(&relative),
+            "band {band}: {} vs {}",
+            line.register,
+            line.published
+        );
+    }
+    // Steady: every year's number of recipients near the published one.
+    for y in config.first_year..=year {
+        let total = get("T1", &format!("measure=recipients year={y}"));
+        assert!(
+            (0.85..=1.15).contains(&(total.register / total.published)),
+            "recipients in {y}: {}",
+            total.register
+        );
+    }
+    let women = get("T1", "measure=women_share");
+    assert!((women.register - women.published).abs() <= 0.03);
+    for level in ["some_limited", "medium_to_large", "extensive", "unknown"] {
+        let line = get("need", &format!("level={level}"));
+        assert!(
+            (line.register - line.published).abs() <= 0.05,
+            "need {level}: {} vs {}",
+            line.register,
+            line.published
+        );
+    }
+    let extensive = get("I8", "group=long_term");
+    assert!((extensive.register - extensive.published).abs() <= 0.08);
+    let i1 = get("I1", "date=");
+    assert!((0.08..=0.12).contains(&i1.register), "I1 {}", i1.register);
+    let i3 = get("I3", "date=");
+    assert!((0.23..=0.31).contains(&i3.register), "I3 {}", i3.register);
 }

@@ -1,6 +1,6 @@
-//! `kpr bench`: figures for the read side on the demo population. It writes the demo
-//! events into a fresh sled log (validated and pseudonymised as ingest does, without
-//! gRPC), rebuilds the read model from that log (read, CRC check, decode, fold) and
+//! `kpr bench`: figures for the read side on the demo population or the national data
+//! set. It writes the events into a fresh sled log (validated and pseudonymised as
+//! ingest does, without gRPC: `crate::bulk`), rebuilds the read model from that log (read, CRC check, decode, fold) and
 //! times statistics queries per municipality and for the nation. Output is one
 //! `key=value` line per figure, for scripts.
 
@@ -8,19 +8,35 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use anyhow::Context;
-use bytes::Bytes;
 use kpr_domain::date::Date;
-use kpr_domain::validate::{Rules, validate};
-use kpr_eventlog::{EventLog, partition_for};
+use kpr_eventlog::EventLog;
 use kpr_eventlog_sled::{SledLog, SledOptions};
 use kpr_ingest::Pseudonymiser;
 use kpr_projection::figures::Figure;
 use kpr_projection::model::ReadModel;
 use kpr_statistics::{Statistics, TableRequest};
-use kpr_wire::{StoredMeta, decode_submitted, encode_stored};
 
-/// Writes the demo population into a new sled log in `dir`; returns the event count.
-async fn write_demo(dir: &std::path::Path, persons: u32, today: Date) -> anyhow::Result<u64> {
+/// Which synthetic data the read benchmark loads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Source {
+    /// The demo population with this many persons.
+    Demo {
+        /// Persons.
+        persons: u32,
+    },
+    /// The national data set (kpr-synth `national`) at `scale` with `years` of history
+    /// before the current year.
+    National {
+        /// Share of the country.
+        scale: f64,
+        /// Years of history.
+        years: u32,
+    },
+}
+
+/// Writes the data of `source` into a new sled log in `dir` (validated and
+/// pseudonymised as ingest does, see [`crate::bulk`]); returns the event count.
+async fn write_source(dir: &std::path::Path, source: Source, today: Date) -> anyhow::Result<u64> {
     let log = SledLog::open(
         dir,
         &SledOptions {
@@ -28,44 +44,20 @@ async fn write_demo(dir: &std::path::Path, persons: u32, today: Date) -> anyhow:
             ..SledOptions::standard(16)
         },
     )?;
-    let mut config = kpr_synth::DemoConfig::standard(today);
-    config.persons = persons;
-    let rules = Rules {
-        today,
-        allow_synthetic_ids: true,
-    };
     let key = Pseudonymiser::new([42; 32]);
-    let mut written = 0u64;
-    for batch in kpr_synth::generate(&config) {
-        let mut payloads = Vec::with_capacity(batch.events.len());
-        let mut municipality = None;
-        for raw in &batch.events {
-            let submitted =
-                decode_submitted(raw).map_err(|v| anyhow::anyhow!("demo event refused: {v:?}"))?;
-            let resolved = validate(&submitted, &rules)
-                .map_err(|v| anyhow::anyhow!("demo event refused: {v:?}"))?;
-            municipality = Some(resolved.municipality);
-            let pseudonym = key.pseudonym(&submitted.person.national_id);
-            let event = submitted.into_stored(resolved, pseudonym);
-            payloads.push(encode_stored(
-                &event,
-                &StoredMeta {
-                    content_digest: [0; 32],
-                    received_at_unix_ms: 0,
-                },
-            ));
+    let written = match source {
+        Source::Demo { persons } => {
+            let mut config = kpr_synth::DemoConfig::standard(today);
+            config.persons = persons;
+            let batches = kpr_synth::generate(&config).into_iter();
+            crate::bulk::write_log(&log, batches, today, &key, |_| {}).await?
         }
-        let Some(municipality) = municipality else {
-            continue;
-        };
-        written += payloads.len() as u64;
-        let payloads: Vec<Bytes> = payloads;
-        log.append(
-            partition_for(municipality.as_str().as_bytes(), log.partition_count()),
-            payloads,
-        )?
-        .await?;
-    }
+        Source::National { scale, years } => {
+            let config = national_config(scale, years, today);
+            let batches = kpr_synth::national(&config);
+            crate::bulk::write_log(&log, batches, today, &key, |_| {}).await?
+        }
+    };
     log.close().await?;
     Ok(written)
 }
@@ -114,6 +106,15 @@ async fn phases(log: &SledLog) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The national data set the benchmark loads.
+fn national_config(scale: f64, years: u32, today: Date) -> kpr_synth::NationalConfig {
+    kpr_synth::NationalConfig {
+        scale,
+        first_year: today.year() - years.min(100) as i32,
+        ..kpr_synth::NationalConfig::standard(today)
+    }
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -136,8 +137,8 @@ fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
 /// What `kpr bench read` measures on.
 #[derive(Clone, Debug)]
 pub struct ReadArgs {
-    /// Persons of the demo population (when no national scale is given).
-    pub persons: u32,
+    /// The population written into the log.
+    pub source: Source,
     /// Rounds of every figure per region.
     pub repeat: u32,
     /// A data directory to keep the written log in (and to reuse it when it holds one).
@@ -190,7 +191,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
     if !(keep && log_dir.exists()) {
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
-        let events = write_demo(&log_dir, args.persons, today)
+        let events = write_source(&log_dir, args.source, today)
             .await
             .context("cannot write the benchmark log")?;
         let seconds = started.elapsed().as_secs_f64();
@@ -198,6 +199,15 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
             "bench.write events={events} seconds={seconds:.3} events_per_s={:.0}",
             events as f64 / seconds.max(1e-9)
         );
+        if let Source::National { scale, years } = args.source {
+            // History runs from 1 January `years` before this year up to today.
+            let first_of_year = Date::from_ymd(today.year(), 1, 1).unwrap_or(today);
+            let span = f64::from(years) + f64::from(first_of_year.days_until(today) + 1) / 365.0;
+            println!(
+                "bench.generate scale={scale} years={span:.2} events={events} events_per_year={:.0}",
+                events as f64 / span.max(1e-9)
+            );
+        }
         // The rebuild runs in a fresh process, so that its peak memory is its own and
         // not the generator's.
         let mut child = std::process::Command::new(std::env::current_exe()?);
@@ -212,6 +222,9 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
             .arg(&dir);
         if let Some(brokers) = &args.kafka {
             child.args(["--kafka", brokers]);
+        }
+        if let Source::National { scale, years } = args.source {
+            child.args(["--scale", &scale.to_string(), "--years", &years.to_string()]);
         }
         let status = child.status().context("cannot start the rebuild process")?;
         if !keep {
@@ -263,6 +276,26 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         );
     }
 
+    if let Source::National { scale, years } = args.source {
+        let config = national_config(scale, years, today);
+        let started = Instant::now();
+        let lines = kpr_synth::calibration::national_figures(
+            &model,
+            config.first_year,
+            today.year() - 1,
+            scale,
+        );
+        for line in &lines {
+            println!(
+                "bench.calibration figure={} {} register={:.4} published={:.4}",
+                line.figure, line.key, line.register, line.published
+            );
+        }
+        println!(
+            "bench.calibration_seconds={:.3}",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let stats = Statistics::new(Arc::new(RwLock::new(model)));
     let year = today.year() - 1;
     for (scope, region) in [

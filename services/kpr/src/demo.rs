@@ -53,38 +53,73 @@ pub async fn run(
 ) -> anyhow::Result<DemoSummary> {
     let batches = kpr_synth::generate(config);
     let total_events: u64 = batches.iter().map(|b| b.events.len() as u64).sum();
+    push(endpoint, batches.into_iter(), Some(total_events), progress).await
+}
+
+/// Pushes the national data set (kpr-synth `national`) to the register at `endpoint`
+/// over one AppendStream, generating it while it is sent.
+pub async fn run_national(
+    endpoint: &str,
+    config: &kpr_synth::NationalConfig,
+    progress: bool,
+) -> anyhow::Result<DemoSummary> {
+    push(endpoint, kpr_synth::national(config), None, progress).await
+}
+
+/// Batches generated ahead of the stream.
+const AHEAD_BATCHES_MAX: usize = 32;
+
+/// Sends `batches` over one AppendStream; a thread generates them while earlier ones
+/// are sent. `total_events`, when known, sizes the progress bar.
+async fn push(
+    endpoint: &str,
+    batches: impl Iterator<Item = kpr_synth::Batch> + Send + 'static,
+    total_events: Option<u64>,
+    progress: bool,
+) -> anyhow::Result<DemoSummary> {
     let mut client = connect(endpoint, Duration::from_secs(30)).await?;
-    let bar = if progress {
-        ProgressBar::new(total_events)
+    let bar = match (progress, total_events) {
+        (false, _) => ProgressBar::hidden(),
+        (true, Some(total)) => ProgressBar::new(total),
+        (true, None) => ProgressBar::new_spinner(),
+    };
+    let template = if total_events.is_some() {
+        "{spinner} demo {bar:40} {pos}/{len} events {per_sec} eta {eta}"
     } else {
-        ProgressBar::hidden()
+        "{spinner} demo {pos} events {per_sec} {elapsed}"
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} demo {bar:40} {pos}/{len} events {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let requests: Vec<pb::AppendRequest> = batches
-        .into_iter()
-        .map(|b| pb::AppendRequest { events: b.events })
-        .collect();
-    let sizes: Vec<u64> = requests.iter().map(|r| r.events.len() as u64).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(AHEAD_BATCHES_MAX);
+    let generator = std::thread::Builder::new()
+        .name("kpr-demo-generate".into())
+        .spawn(move || {
+            for batch in batches {
+                let request = pb::AppendRequest {
+                    events: batch.events,
+                };
+                if tx.blocking_send(request).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the generator thread")?;
     let mut answers = client
-        .append_stream(tokio_stream::iter(requests))
+        .append_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
         .context("append stream refused")?
         .into_inner();
     let mut summary = DemoSummary::default();
     while let Some(answer) = answers.message().await.context("append stream failed")? {
         summary.batches += 1;
-        let size = sizes.get(answer.batch_index as usize).copied().unwrap_or(0);
         match answer.result {
             Some(pb::append_stream_response::Result::Appended(ok)) => {
                 let duplicates = ok.acks.iter().filter(|a| a.duplicate).count() as u64;
                 summary.duplicates += duplicates;
                 summary.stored += ok.acks.len() as u64 - duplicates;
+                bar.inc(ok.acks.len() as u64);
             }
             Some(pb::append_stream_response::Result::Rejected(r)) => {
                 summary.rejected_batches += 1;
@@ -95,9 +130,10 @@ pub async fn run(
             }
             None => bail!("an answer without a result"),
         }
-        bar.inc(size);
     }
     bar.finish_and_clear();
+    drop(answers);
+    let _ = tokio::task::spawn_blocking(move || generator.join()).await;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

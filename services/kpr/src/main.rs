@@ -158,6 +158,13 @@ struct BenchArgs {
     /// Persons in the demo population.
     #[arg(long, default_value_t = 2000)]
     persons: u32,
+    /// Load the national data set at this share of the country instead of the demo
+    /// population, and print its calibration against the published figures.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Years of history of the national data set (with --scale).
+    #[arg(long, default_value_t = 10)]
+    years: u32,
     /// Rounds of every figure per region.
     #[arg(long, default_value_t = 20)]
     repeat: u32,
@@ -287,6 +294,16 @@ struct DemoArgs {
     /// Number of persons.
     #[arg(long, default_value_t = 2000)]
     persons: u32,
+    /// Send the national data set (every municipality, sized by its population)
+    /// instead of the demo population.
+    #[arg(long)]
+    national: bool,
+    /// Share of the country in the national data set.
+    #[arg(long, default_value_t = 1.0, requires = "national")]
+    scale: f64,
+    /// Years of history of the national data set.
+    #[arg(long, default_value_t = 10, requires = "national")]
+    years: u32,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -361,8 +378,17 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Bench(args) => match args.what.as_str() {
                 "read" => {
+                    let source = match args.scale {
+                        Some(scale) => kpr::bench::Source::National {
+                            scale,
+                            years: args.years,
+                        },
+                        None => kpr::bench::Source::Demo {
+                            persons: args.persons,
+                        },
+                    };
                     kpr::bench::run(kpr::bench::ReadArgs {
-                        persons: args.persons,
+                        source,
                         repeat: args.repeat,
                         keep: args.keep,
                         kafka: args.kafka,
@@ -582,10 +608,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
     );
-    let mut config = kpr_synth::DemoConfig::standard(today);
-    config.seed = args.seed;
-    config.persons = args.persons;
-    let summary = kpr::demo::run(&args.endpoint, &config, !args.quiet).await?;
+    let summary = if args.national {
+        let config = kpr_synth::NationalConfig {
+            seed: args.seed,
+            scale: args.scale,
+            first_year: today.year() - args.years.min(100) as i32,
+            ..kpr_synth::NationalConfig::standard(today)
+        };
+        kpr::demo::run_national(&args.endpoint, &config, !args.quiet).await?
+    } else {
+        let mut config = kpr_synth::DemoConfig::standard(today);
+        config.seed = args.seed;
+        config.persons = args.persons;
+        kpr::demo::run(&args.endpoint, &config, !args.quiet).await?
+    };
     println!(
         "demo: {} batches, {} events stored, {} already stored (duplicates), {} batches refused, {:.1} s ({:.0} events/s)",
         summary.batches,
