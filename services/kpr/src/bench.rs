@@ -405,27 +405,81 @@ fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
     }
 }
 
+/// Name prefix of the bench client's runtime threads (their CPU time is the client's).
+const CLIENT_THREAD: &str = "kpr-bench-cli";
+/// Linux reports process CPU times in ticks of 1/100 s (`USER_HZ`).
+const TICKS_PER_S: f64 = 100.0;
+
+/// utime + stime in seconds from the text of a `/proc/.../stat` file.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_S)
+}
+
+/// CPU seconds used so far by the whole process and by the bench client's threads.
+fn cpu_seconds() -> (f64, f64) {
+    let total = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| stat_cpu_seconds(&s))
+        .unwrap_or(0.0);
+    let mut client = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let is_client = std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|c| c.starts_with(CLIENT_THREAD));
+            if is_client {
+                client += std::fs::read_to_string(task.path().join("stat"))
+                    .ok()
+                    .and_then(|s| stat_cpu_seconds(&s))
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    (total, client)
+}
+
+/// What one ingest phase measured.
+struct Phase {
+    events: u64,
+    seconds: f64,
+    /// Sorted request latencies in milliseconds.
+    latencies: Vec<f64>,
+    /// CPU seconds of the server side (everything but the client's threads).
+    server_cpu: f64,
+    /// CPU seconds of the client's threads.
+    client_cpu: f64,
+}
+
 /// One ingest phase: `clients` concurrent gRPC clients, each sending batches of
 /// `batch` events (one municipality per batch), for `seconds`, optionally paced to
-/// `target_events_per_s` in total. Returns events/s and the sorted latencies (ms).
+/// `target_events_per_s` in total.
 async fn ingest_phase(
-    endpoint: &str,
+    endpoint: String,
     clients: u32,
     batch: u32,
     seconds: f64,
     target_events_per_s: Option<f64>,
     today: Date,
-) -> anyhow::Result<(f64, Vec<f64>)> {
+) -> anyhow::Result<Phase> {
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(rand_base() & !7));
-    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let interval = target_events_per_s.map(|rate| {
         std::time::Duration::from_secs_f64(f64::from(clients) * f64::from(batch) / rate.max(1.0))
     });
+    let mut connected = Vec::new();
+    for _ in 0..clients {
+        connected.push(crate::demo::connect(&endpoint, std::time::Duration::from_secs(30)).await?);
+    }
+    let (cpu_total, cpu_client) = cpu_seconds();
+    let started = Instant::now();
+    let deadline = started + std::time::Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
-    for client_index in 0..clients {
-        let mut client = crate::demo::connect(endpoint, std::time::Duration::from_secs(30)).await?;
+    for (client_index, mut client) in connected.into_iter().enumerate() {
         // Clients spread over the municipalities (and so the partitions).
-        let residue = u64::from(client_index % 8);
+        let residue = client_index as u64 % 8;
         let counter = Arc::clone(&counter);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -445,16 +499,15 @@ async fn ingest_phase(
                         .map(|i| ingest_event(base + i * 8, today))
                         .collect(),
                 };
-                let started = Instant::now();
+                let sent = Instant::now();
                 if client.append(request).await.is_ok() {
-                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                     events += u64::from(batch);
                 }
             }
             (events, latencies)
         }));
     }
-    let started = Instant::now();
     let mut events = 0u64;
     let mut latencies = Vec::new();
     for task in tasks {
@@ -462,11 +515,17 @@ async fn ingest_phase(
         events += n;
         latencies.extend(l);
     }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let (cpu_total_end, cpu_client_end) = cpu_seconds();
     latencies.sort_by(f64::total_cmp);
-    Ok((
-        events as f64 / started.elapsed().as_secs_f64().max(1e-9),
+    let client_cpu = cpu_client_end - cpu_client;
+    Ok(Phase {
+        events,
+        seconds,
         latencies,
-    ))
+        server_cpu: (cpu_total_end - cpu_total - client_cpu).max(0.0),
+        client_cpu,
+    })
 }
 
 /// A counter base that differs between runs of the benchmark against one data dir.
@@ -474,9 +533,87 @@ fn rand_base() -> u64 {
     u64::from(std::process::id()) << 32
 }
 
-/// Durable ingest through gRPC against an in-process `kpr serve` (sled, fdatasync on):
-/// unary requests from 64 clients and 100-event batches, at peak and at half of peak.
-pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
+/// One figure of `kpr bench ingest` (one printed `bench.ingest` line).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestFigure {
+    /// The log behind the server: `sled` or `kafka`.
+    pub backend: &'static str,
+    /// `unary` (one event per request) or `batch100`.
+    pub mode: &'static str,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// `peak` (as fast as the clients can) or `half` (paced to half of peak).
+    pub load: &'static str,
+    /// Acknowledged events per second.
+    pub events_per_s: f64,
+    /// Request latency percentiles, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// CPU time of the server side (ingest, log, projector) per acknowledged event.
+    pub server_cpu_us_per_event: f64,
+    /// CPU time of the bench client's threads per acknowledged event.
+    pub client_cpu_us_per_event: f64,
+}
+
+impl IngestFigure {
+    fn new(
+        backend: &'static str,
+        mode: &'static str,
+        clients: u32,
+        load: &'static str,
+        phase: &Phase,
+    ) -> IngestFigure {
+        let per_event = |cpu: f64| cpu * 1e6 / (phase.events.max(1) as f64);
+        IngestFigure {
+            backend,
+            mode,
+            clients,
+            load,
+            events_per_s: phase.events as f64 / phase.seconds,
+            p50_ms: percentile_ms(&phase.latencies, 0.5),
+            p99_ms: percentile_ms(&phase.latencies, 0.99),
+            p999_ms: percentile_ms(&phase.latencies, 0.999),
+            server_cpu_us_per_event: per_event(phase.server_cpu),
+            client_cpu_us_per_event: per_event(phase.client_cpu),
+        }
+    }
+
+    fn print(&self) {
+        // The sled lines keep the format they had before the Kafka backend was added.
+        let backend = match self.backend {
+            "sled" => String::new(),
+            other => format!("backend={other} "),
+        };
+        println!(
+            "bench.ingest {backend}mode={} clients={} load={} events_per_s={:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
+            self.mode,
+            self.clients,
+            self.load,
+            self.events_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.p999_ms
+        );
+        println!(
+            "bench.cpu backend={} mode={} load={} server_us_per_event={:.1} client_us_per_event={:.1}",
+            self.backend,
+            self.mode,
+            self.load,
+            self.server_cpu_us_per_event,
+            self.client_cpu_us_per_event
+        );
+    }
+}
+
+/// Durable ingest through gRPC against an in-process server: `kpr serve` (sled,
+/// fdatasync on), or with `kafka` the `kpr ingest` role on a fresh topic of those
+/// brokers. Unary requests from 64 clients and 100-event batches from 16, each at
+/// peak and at half of peak. The client runs on its own runtime threads, so its CPU
+/// time is told apart from the server's. Prints and returns the figures.
+pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec<IngestFigure>> {
     let today = Date::from_unix_ms(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -486,51 +623,97 @@ pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("kpr-bench-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    println!("bench.disk fsync_per_s={:.0}", fsync_rate(&dir, 1.0)?);
-    let config = crate::serve::ServeConfig {
-        data_dir: dir.clone(),
-        partitions: 16,
-        key: crate::serve::KeySource::DataDir,
-        allow_synthetic_ids: true,
-        batch_events_max: 5000,
-        message_bytes_max: 16 * 1024 * 1024,
-        queue_capacity_batches: 65_536,
-        sync_data: true,
-    };
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = format!("http://{}", grpc.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve::run(
-        config,
-        crate::serve::Listeners {
-            grpc,
-            stats: None,
-            admin: None,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    for (name, clients, batch) in [("unary", 64u32, 1u32), ("batch100", 16, 100)] {
-        let (peak, latencies) =
-            ingest_phase(&endpoint, clients, batch, seconds, None, today).await?;
-        println!(
-            "bench.ingest mode={name} clients={clients} load=peak events_per_s={peak:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
-            percentile_ms(&latencies, 0.5),
-            percentile_ms(&latencies, 0.99),
-            percentile_ms(&latencies, 0.999)
-        );
-        let (half, latencies) =
-            ingest_phase(&endpoint, clients, batch, seconds, Some(peak / 2.0), today).await?;
-        println!(
-            "bench.ingest mode={name} clients={clients} load=half events_per_s={half:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
-            percentile_ms(&latencies, 0.5),
-            percentile_ms(&latencies, 0.99),
-            percentile_ms(&latencies, 0.999)
-        );
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let (backend, server) = match kafka {
+        None => {
+            println!("bench.disk fsync_per_s={:.0}", fsync_rate(&dir, 1.0)?);
+            let config = crate::serve::ServeConfig {
+                data_dir: dir.clone(),
+                partitions: 16,
+                key: crate::serve::KeySource::DataDir,
+                allow_synthetic_ids: true,
+                batch_events_max: 5000,
+                message_bytes_max: 16 * 1024 * 1024,
+                queue_capacity_batches: 65_536,
+                sync_data: true,
+            };
+            let listeners = crate::serve::Listeners {
+                grpc,
+                stats: None,
+                admin: None,
+            };
+            (
+                "sled",
+                tokio::spawn(crate::serve::run(config, listeners, shutdown)),
+            )
+        }
+        Some(brokers) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let topic = crate::split::KafkaTopic {
+                brokers: brokers.to_string(),
+                topic: format!("kpr-bench-{}-{nanos}", std::process::id()),
+                partitions: 16,
+                replication: 1,
+            };
+            let config = kpr_ingest::IngestConfig::single_node(5000, true);
+            let server = crate::split::run_ingest(
+                topic,
+                dir.clone(),
+                crate::serve::KeySource::DataDir,
+                config,
+                grpc,
+                shutdown,
+            );
+            ("kafka", tokio::spawn(server))
+        }
+    };
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(CLIENT_THREAD)
+        .enable_all()
+        .build()?;
+    let mut figures = Vec::new();
+    let mut outcome = Ok(());
+    'phases: for (mode, clients, batch) in [("unary", 64u32, 1u32), ("batch100", 16, 100)] {
+        let mut peak = None;
+        for load in ["peak", "half"] {
+            let target = peak.map(|p: f64| p / 2.0);
+            let phase = client_runtime
+                .spawn(ingest_phase(
+                    endpoint.clone(),
+                    clients,
+                    batch,
+                    seconds,
+                    target,
+                    today,
+                ))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|phase| phase);
+            let phase = match phase {
+                Ok(phase) => phase,
+                Err(e) => {
+                    outcome = Err(e);
+                    break 'phases;
+                }
+            };
+            let figure = IngestFigure::new(backend, mode, clients, load, &phase);
+            figure.print();
+            peak = Some(figure.events_per_s);
+            figures.push(figure);
+        }
     }
+    client_runtime.shutdown_background();
     let _ = stop.send(());
     server.await??;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    outcome.map(|()| figures)
 }

@@ -172,8 +172,10 @@ struct BenchArgs {
     /// (read benchmark).
     #[arg(long)]
     keep: Option<PathBuf>,
-    /// Also copy the log to this Kafka-protocol broker (`host:port`) and rebuild from it.
-    #[arg(long)]
+    /// Kafka-protocol brokers (`host:port`). `read`: also copy the log there and
+    /// rebuild from it. `ingest`: run against the Kafka backend (the `kpr ingest` role,
+    /// in-process, on a fresh topic) instead of `kpr serve` on sled.
+    #[arg(long, value_name = "BROKERS")]
     kafka: Option<String>,
 }
 
@@ -395,7 +397,9 @@ fn main() -> anyhow::Result<()> {
                     })
                     .await
                 }
-                "ingest" => kpr::bench::run_ingest(args.seconds).await,
+                "ingest" => kpr::bench::run_ingest(args.seconds, args.kafka.as_deref())
+                    .await
+                    .map(|_| ()),
                 other => anyhow::bail!("unknown benchmark {other:?}: read or ingest"),
             },
             Command::Refdata(args) => {
