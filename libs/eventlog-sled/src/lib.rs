@@ -7,10 +7,16 @@
 //! group (group commit). Readers see only records whose flush has finished, so nothing
 //! a reader saw can be lost in a crash.
 //!
-//! Layout: tree `records`, key = partition (u32 big-endian) ++ offset (u64
-//! big-endian), value = length (u32 BE) ++ CRC32 of the payload (u32 BE) ++ payload.
-//! Tree `meta` holds the partition count and the layout version. The CRC and length are
-//! checked on every read.
+//! Layout (version 2): tree `records` holds *chunks*: key = partition (u32 big-endian)
+//! ++ offset of the chunk's first record (u64 big-endian), value = one or more framed
+//! records of consecutive offsets, each length (u32 BE) ++ CRC32 of the payload (u32
+//! BE) ++ payload. A group commit writes the records of one partition as few chunks of
+//! at most [`CHUNK_BYTES_MAX`] (a record larger than that is a chunk alone), so sled
+//! does one insert per chunk rather than per record; a chunk never spans two group
+//! commits. Version 1 stored one record per key, which is a chunk of one record: a
+//! version-1 log is read as it is and marked version 2 when opened. Tree `meta` holds
+//! the partition count and the layout version. The CRC and length are checked on
+//! every read.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,7 +30,15 @@ use kpr_eventlog::{AppendTicket, EventLog, LogError, Position, ReadOptions, Reco
 use tokio::sync::{Notify, oneshot};
 
 /// Layout version written to `meta`.
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
+/// The layout with one record per key, which version 2 reads as chunks of one record.
+const LAYOUT_VERSION_RECORDS: u32 = 1;
+/// Most bytes of one chunk. sled writes a whole leaf (up to 17 entries) as one item
+/// of its log when it consolidates a page, and an item over a quarter of a segment
+/// (128 KiB by default) goes to a separate blob file, which neither sled's flush nor
+/// our `fdatasync` of the database file forces to the drive. A full leaf of chunks
+/// must therefore stay well below 128 KiB.
+pub const CHUNK_BYTES_MAX: usize = 6 * 1024;
 /// Most payload bytes one group commit takes before it flushes.
 const GROUP_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Most batches one group commit takes before it flushes.
@@ -103,33 +117,51 @@ fn key(partition: u32, offset: u64) -> [u8; 12] {
     k
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(HEADER_BYTES + payload.len());
-    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    v.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
+/// Appends one framed record (length, CRC32, payload) to `chunk`.
+fn frame_into(chunk: &mut Vec<u8>, payload: &[u8]) {
+    chunk.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    chunk.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+    chunk.extend_from_slice(payload);
 }
 
-fn unframe(partition: u32, offset: u64, value: &[u8]) -> Result<Bytes, LogError> {
-    let corrupt = |reason: &str| LogError::Corrupt {
-        partition,
-        offset,
-        reason: reason.to_string(),
-    };
-    if value.len() < HEADER_BYTES {
-        return Err(corrupt("shorter than its header"));
+/// The offset in a record key.
+fn key_offset(k: &[u8]) -> Result<u64, LogError> {
+    let bytes: [u8; 8] = k
+        .get(4..12)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| storage("bad record key"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// The records of the chunk stored at `first_offset`, each checked against its length
+/// and CRC. The payloads share one copy of the chunk.
+fn unframe(partition: u32, first_offset: u64, value: &[u8]) -> Result<Vec<Bytes>, LogError> {
+    let whole = Bytes::copy_from_slice(value);
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < whole.len() || out.is_empty() {
+        let corrupt = |reason: &str| LogError::Corrupt {
+            partition,
+            offset: first_offset + out.len() as u64,
+            reason: reason.to_string(),
+        };
+        let Some(header) = whole.get(at..at + HEADER_BYTES) else {
+            return Err(corrupt("shorter than its header"));
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let start = at + HEADER_BYTES;
+        if whole.len() - start < len {
+            return Err(corrupt("length does not match the header (torn record)"));
+        }
+        let payload = whole.slice(start..start + len);
+        if crc32fast::hash(&payload) != crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        out.push(payload);
+        at = start + len;
     }
-    let len = u32::from_be_bytes([value[0], value[1], value[2], value[3]]) as usize;
-    let crc = u32::from_be_bytes([value[4], value[5], value[6], value[7]]);
-    let payload = &value[HEADER_BYTES..];
-    if payload.len() != len {
-        return Err(corrupt("length does not match the header (torn record)"));
-    }
-    if crc32fast::hash(payload) != crc {
-        return Err(corrupt("checksum mismatch"));
-    }
-    Ok(Bytes::copy_from_slice(payload))
+    Ok(out)
 }
 
 impl SledLog {
@@ -168,10 +200,25 @@ impl SledLog {
                 count
             }
         };
-        if let Some(v) = meta.get("layout_version").map_err(storage)?
-            && v.as_ref() != LAYOUT_VERSION.to_be_bytes()
-        {
-            return Err(storage("unknown sled log layout version"));
+        let layout = match meta.get("layout_version").map_err(storage)? {
+            Some(v) => u32::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| storage("meta.layout_version is not a u32"))?,
+            ),
+            None => LAYOUT_VERSION,
+        };
+        match layout {
+            LAYOUT_VERSION => {}
+            LAYOUT_VERSION_RECORDS => {
+                // Every version-1 value is a chunk of one record: only the mark changes.
+                meta.insert("layout_version", &LAYOUT_VERSION.to_be_bytes())
+                    .map_err(storage)?;
+                db.flush().map_err(storage)?;
+            }
+            other => {
+                return Err(storage(format!("unknown sled log layout version {other}")));
+            }
         }
         let mut next = Vec::with_capacity(partition_count as usize);
         for p in 0..partition_count {
@@ -181,9 +228,9 @@ impl SledLog {
                 .transpose()
                 .map_err(storage)?;
             next.push(match last {
-                Some((k, _)) => {
-                    u64::from_be_bytes(k[4..12].try_into().map_err(|_| storage("bad record key"))?)
-                        + 1
+                Some((k, v)) => {
+                    let first = key_offset(&k)?;
+                    first + unframe(p, first, &v)?.len() as u64
                 }
                 None => 0,
             });
@@ -250,21 +297,36 @@ impl SledLog {
         if from_offset >= end {
             return Ok(Vec::new());
         }
+        // The chunk holding `from_offset` starts at or before it.
+        let start = match self
+            .records
+            .range(key(partition, 0)..=key(partition, from_offset))
+            .next_back()
+            .transpose()
+            .map_err(storage)?
+        {
+            Some((k, _)) => key_offset(&k)?,
+            None => from_offset,
+        };
         let mut out = Vec::new();
         for item in self
             .records
-            .range(key(partition, from_offset)..key(partition, end))
+            .range(key(partition, start)..key(partition, end))
         {
-            if out.len() >= records_max as usize {
-                break;
-            }
             let (k, v) = item.map_err(storage)?;
-            let offset =
-                u64::from_be_bytes(k[4..12].try_into().map_err(|_| storage("bad record key"))?);
-            out.push(Record {
-                position: Position { partition, offset },
-                payload: unframe(partition, offset, &v)?,
-            });
+            let first = key_offset(&k)?;
+            for (offset, payload) in (first..).zip(unframe(partition, first, &v)?) {
+                if offset < from_offset {
+                    continue;
+                }
+                if out.len() >= records_max as usize || offset >= end {
+                    return Ok(out);
+                }
+                out.push(Record {
+                    position: Position { partition, offset },
+                    payload,
+                });
+            }
         }
         Ok(out)
     }
@@ -389,11 +451,22 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let mut next = self.next.clone();
         let mut results = Vec::with_capacity(group.len());
+        // The open chunk per partition: its first offset and its bytes.
+        let mut chunks: Vec<Option<(u64, Vec<u8>)>> = vec![None; next.len()];
         for job in &group {
             let p = job.partition as usize;
             let mut positions = Vec::with_capacity(job.payloads.len());
             for payload in &job.payloads {
-                batch.insert(&key(job.partition, next[p]), frame(payload));
+                let framed = HEADER_BYTES + payload.len();
+                if let Some((first, bytes)) = chunks[p].take_if(|(_, bytes)| {
+                    !bytes.is_empty() && bytes.len() + framed > CHUNK_BYTES_MAX
+                }) {
+                    batch.insert(&key(job.partition, first), bytes);
+                }
+                let (_, chunk) = chunks[p].get_or_insert_with(|| {
+                    (next[p], Vec::with_capacity(framed.min(CHUNK_BYTES_MAX)))
+                });
+                frame_into(chunk, payload);
                 positions.push(Position {
                     partition: job.partition,
                     offset: next[p],
@@ -401,6 +474,11 @@ impl Writer {
                 next[p] += 1;
             }
             results.push(positions);
+        }
+        for (p, chunk) in (0u32..).zip(chunks) {
+            if let Some((first, bytes)) = chunk {
+                batch.insert(&key(p, first), bytes);
+            }
         }
         let written = self
             .records
@@ -443,12 +521,18 @@ impl Writer {
 mod tests {
     use super::*;
 
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut chunk = Vec::new();
+        frame_into(&mut chunk, payload);
+        chunk
+    }
+
     #[test]
     fn framing_detects_tears_and_flips() {
         let framed = frame(b"hello");
         assert_eq!(
             unframe(0, 0, &framed).unwrap(),
-            Bytes::from_static(b"hello")
+            vec![Bytes::from_static(b"hello")]
         );
         assert!(matches!(
             unframe(0, 1, &framed[..framed.len() - 1]),
@@ -464,5 +548,104 @@ mod tests {
             unframe(0, 3, &framed[..4]),
             Err(LogError::Corrupt { .. })
         ));
+        assert!(matches!(unframe(0, 3, &[]), Err(LogError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_chunk_holds_consecutive_records_and_names_the_damaged_one() {
+        let mut chunk = frame(b"first");
+        frame_into(&mut chunk, b"second");
+        frame_into(&mut chunk, b"third");
+        let records = unframe(0, 10, &chunk).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[2], Bytes::from_static(b"third"));
+        let torn = &chunk[..chunk.len() - 2];
+        assert!(matches!(
+            unframe(0, 10, torn),
+            Err(LogError::Corrupt { offset: 12, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn groups_are_chunked_and_read_from_any_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::standard(2)).unwrap();
+        // Records of 1 KiB: a 20-record batch spans several chunks.
+        let payload = |i: u32| Bytes::from(vec![i as u8; 1024]);
+        let first = log.append(1, (0..20).map(payload).collect()).unwrap();
+        let second = log.append(1, (20..23).map(payload).collect()).unwrap();
+        first.await.unwrap();
+        second.await.unwrap();
+        let chunks = log.records.scan_prefix(1u32.to_be_bytes()).count();
+        assert!((4..23).contains(&chunks), "{chunks} chunks");
+        for from in 0..24u64 {
+            let records = log
+                .read(
+                    1,
+                    from,
+                    ReadOptions {
+                        records_max: 5,
+                        wait_ms_max: 0,
+                    },
+                )
+                .await
+                .unwrap();
+            let expected: Vec<u64> = (from..23).take(5).collect();
+            assert_eq!(
+                records
+                    .iter()
+                    .map(|r| r.position.offset)
+                    .collect::<Vec<_>>(),
+                expected
+            );
+            for r in &records {
+                assert_eq!(r.payload, payload(r.position.offset as u32));
+            }
+        }
+        log.close().await.unwrap();
+        drop(log);
+        let reopened = SledLog::open(dir.path(), &SledOptions::standard(2)).unwrap();
+        assert_eq!(reopened.end_offset(1).await.unwrap(), 23);
+        assert_eq!(reopened.end_offset(0).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_version_1_log_is_read_and_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A version-1 log as the previous layout wrote it: one record per key.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert("partition_count", &1u32.to_be_bytes()).unwrap();
+            meta.insert("layout_version", &1u32.to_be_bytes()).unwrap();
+            let records = db.open_tree("records").unwrap();
+            for offset in 0..3u64 {
+                records
+                    .insert(key(0, offset), frame(format!("old {offset}").as_bytes()))
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let log = SledLog::open(dir.path(), &SledOptions::standard(1)).unwrap();
+        assert_eq!(log.end_offset(0).await.unwrap(), 3);
+        let positions = log
+            .append(0, vec![Bytes::from_static(b"new")])
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(positions[0].offset, 3);
+        let records = log
+            .read(
+                0,
+                1,
+                ReadOptions {
+                    records_max: 10,
+                    wait_ms_max: 0,
+                },
+            )
+            .await
+            .unwrap();
+        let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_ref()).collect();
+        assert_eq!(payloads, vec![&b"old 1"[..], b"old 2", b"new"]);
     }
 }
