@@ -6,6 +6,10 @@
 //!
 //! The state is kept in its event form (the stored-event bytes as read from the log):
 //! the fold is a pure function of them, so this is the most faithful representation.
+//! Records are stored in chunks (key `E` ++ partition ++ offset of the chunk's first
+//! record; value: per record its offset (u64 BE), length (u32 BE) and bytes), one sled
+//! insert per chunk rather than per record. Stores written before chunks hold one record
+//! per key (`e` ++ partition ++ offset); they are read as they are.
 
 use std::path::Path;
 
@@ -15,8 +19,17 @@ use kpr_projection::model::ReadModel;
 
 use crate::error::StatsError;
 
-/// Key prefix of folded records: `e` ++ partition (u32 BE) ++ offset (u64 BE).
+/// Key prefix of single folded records (stores written before chunks): `e` ++
+/// partition (u32 BE) ++ offset (u64 BE).
 const RECORD: u8 = b'e';
+/// Key prefix of chunks of folded records: `E` ++ partition (u32 BE) ++ offset of the
+/// first record (u64 BE).
+const CHUNK: u8 = b'E';
+/// Most bytes of one chunk: sled moves a leaf that grows past a quarter of a segment
+/// (128 KiB) into a blob file of its own, so a leaf of chunks must stay well below it.
+const CHUNK_BYTES_MAX: usize = 6 * 1024;
+/// Bytes before each record in a chunk: offset (u64) and length (u32).
+const CHUNK_ENTRY_HEADER: usize = 12;
 /// Key prefix of checkpoints: `c` ++ partition (u32 BE).
 const CHECKPOINT: u8 = b'c';
 
@@ -24,8 +37,8 @@ fn storage(e: impl std::fmt::Display) -> StatsError {
     StatsError::Internal(format!("projection store: {e}"))
 }
 
-fn record_key(partition: u32, offset: u64) -> Vec<u8> {
-    let mut k = vec![RECORD];
+fn chunk_key(partition: u32, offset: u64) -> Vec<u8> {
+    let mut k = vec![CHUNK];
     k.extend_from_slice(&partition.to_be_bytes());
     k.extend_from_slice(&offset.to_be_bytes());
     k
@@ -77,17 +90,69 @@ impl ProjectionStore {
             return Ok(());
         };
         let mut batch = sled::Batch::default();
+        let mut chunk: Option<(u64, Vec<u8>)> = None;
         for r in records {
-            batch.insert(
-                record_key(r.position.partition, r.position.offset),
-                r.payload.as_ref(),
-            );
+            let entry = CHUNK_ENTRY_HEADER + r.payload.len();
+            if let Some((first, bytes)) = chunk
+                .take_if(|(_, bytes)| !bytes.is_empty() && bytes.len() + entry > CHUNK_BYTES_MAX)
+            {
+                batch.insert(chunk_key(partition, first), bytes);
+            }
+            let (_, bytes) = chunk.get_or_insert_with(|| {
+                (
+                    r.position.offset,
+                    Vec::with_capacity(entry.max(CHUNK_BYTES_MAX)),
+                )
+            });
+            bytes.extend_from_slice(&r.position.offset.to_be_bytes());
+            bytes.extend_from_slice(&(r.payload.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&r.payload);
+        }
+        if let Some((first, bytes)) = chunk {
+            batch.insert(chunk_key(partition, first), bytes);
         }
         batch.insert(
             checkpoint_key(partition),
             &(last.position.offset + 1).to_be_bytes(),
         );
         self.tree.apply_batch(batch).map_err(storage)
+    }
+
+    /// Calls `f` with partition, offset and stored-event bytes of every stored record,
+    /// in order within each partition (single records of an older store first, then
+    /// chunks).
+    fn each_record(
+        &self,
+        mut f: impl FnMut(u32, u64, Bytes) -> Result<(), StatsError>,
+    ) -> Result<(), StatsError> {
+        for item in self.tree.scan_prefix([RECORD]) {
+            let (k, v) = item.map_err(storage)?;
+            let partition = u32::from_be_bytes(k[1..5].try_into().map_err(storage)?);
+            let offset = u64::from_be_bytes(k[5..13].try_into().map_err(storage)?);
+            f(partition, offset, Bytes::copy_from_slice(&v))?;
+        }
+        for item in self.tree.scan_prefix([CHUNK]) {
+            let (k, v) = item.map_err(storage)?;
+            let partition = u32::from_be_bytes(k[1..5].try_into().map_err(storage)?);
+            let whole = Bytes::copy_from_slice(&v);
+            let mut at = 0usize;
+            while at < whole.len() {
+                let header = whole
+                    .get(at..at + CHUNK_ENTRY_HEADER)
+                    .ok_or_else(|| storage("a chunk ends inside a record header"))?;
+                let offset = u64::from_be_bytes(header[..8].try_into().map_err(storage)?);
+                let len = u32::from_be_bytes(header[8..].try_into().map_err(storage)?) as usize;
+                let start = at + CHUNK_ENTRY_HEADER;
+                if whole.len() - start < len {
+                    return Err(storage(format!(
+                        "record {partition}/{offset} is cut short in its chunk"
+                    )));
+                }
+                f(partition, offset, whole.slice(start..start + len))?;
+                at = start + len;
+            }
+        }
+        Ok(())
     }
 
     /// Removes every folded record and checkpoint (before a rebuild from zero).
@@ -109,15 +174,14 @@ impl ProjectionStore {
         Ok(out)
     }
 
-    /// Every stored record: partition, offset and the stored-event bytes, in key order.
+    /// Every stored record: partition, offset and the stored-event bytes, in order
+    /// within each partition.
     pub fn records(&self) -> Result<Vec<(u32, u64, Bytes)>, StatsError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([RECORD]) {
-            let (k, v) = item.map_err(storage)?;
-            let partition = u32::from_be_bytes(k[1..5].try_into().map_err(storage)?);
-            let offset = u64::from_be_bytes(k[5..13].try_into().map_err(storage)?);
-            out.push((partition, offset, Bytes::copy_from_slice(&v)));
-        }
+        self.each_record(|partition, offset, bytes| {
+            out.push((partition, offset, bytes));
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -125,10 +189,7 @@ impl ProjectionStore {
     pub fn load(&self) -> Result<ReadModel, StatsError> {
         let checkpoint = self.checkpoint()?;
         let mut model = ReadModel::new();
-        for item in self.tree.scan_prefix([RECORD]) {
-            let (k, v) = item.map_err(storage)?;
-            let partition = u32::from_be_bytes(k[1..5].try_into().map_err(storage)?);
-            let offset = u64::from_be_bytes(k[5..13].try_into().map_err(storage)?);
+        self.each_record(|partition, offset, bytes| {
             // Only what the checkpoint covers counts (both are written atomically, so
             // this holds by construction; the check keeps the invariant explicit).
             let covered = checkpoint
@@ -139,10 +200,10 @@ impl ProjectionStore {
                     "record {partition}/{offset} is beyond the checkpoint"
                 )));
             }
-            let (event, _) =
-                kpr_wire::decode_stored(&Bytes::copy_from_slice(&v)).map_err(storage)?;
+            let (event, _) = kpr_wire::decode_stored(&bytes).map_err(storage)?;
             model.apply(partition, offset, &event);
-        }
+            Ok(())
+        })?;
         Ok(model)
     }
 }
@@ -169,5 +230,37 @@ mod tests {
         store.save(2, &[record]).unwrap();
         assert_eq!(store.checkpoint().unwrap(), vec![(2, 8)]);
         assert!(store.load().is_err());
+    }
+
+    #[test]
+    fn records_come_back_in_order_from_chunks_and_from_older_single_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = ProjectionStore::open_dir(dir.path()).unwrap();
+        // An older store's single record (key `e`), then chunks written by `save`.
+        let mut old_key = vec![RECORD];
+        old_key.extend_from_slice(&3u32.to_be_bytes());
+        old_key.extend_from_slice(&0u64.to_be_bytes());
+        store.tree.insert(old_key, &b"old"[..]).unwrap();
+        // Offsets with gaps (as on Kafka) and records big enough to span chunks.
+        let records: Vec<Record> = (1..40u64)
+            .map(|i| Record {
+                position: Position {
+                    partition: 3,
+                    offset: i * 10,
+                },
+                payload: Bytes::from(vec![i as u8; 700]),
+            })
+            .collect();
+        store.save(3, &records[..25]).unwrap();
+        store.save(3, &records[25..]).unwrap();
+        let chunks = store.tree.scan_prefix([CHUNK]).count();
+        assert!(chunks > 2, "{chunks} chunks");
+        let read = store.records().unwrap();
+        assert_eq!(read.len(), 40);
+        assert_eq!(read[0], (3, 0, Bytes::from_static(b"old")));
+        for (r, (p, offset, bytes)) in records.iter().zip(&read[1..]) {
+            assert_eq!((*p, *offset, bytes), (3, r.position.offset, &r.payload));
+        }
+        assert_eq!(store.checkpoint().unwrap(), vec![(3, 391)]);
     }
 }
