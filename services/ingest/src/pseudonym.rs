@@ -109,7 +109,13 @@ impl Pseudonymiser {
 
 /// Lowercase hex of a pseudonym (for digests and operator output; never of an id).
 pub fn hex(pseudonym: &Pseudonym) -> String {
-    pseudonym.0.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(pseudonym.0.len() * 2);
+    for b in pseudonym.0 {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
