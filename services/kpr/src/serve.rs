@@ -123,6 +123,19 @@ fn with_population(stats: Statistics, data_dir: &Path) -> anyhow::Result<Statist
     })
 }
 
+/// The connections a gRPC listener accepts, with Nagle's algorithm off: an answer is
+/// written in several small frames (headers, message, trailers), and with Nagle on a
+/// frame can wait for the client's delayed ACK (tens of milliseconds) before it leaves.
+pub fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
 /// Runs the register until `shutdown` resolves, then stops taking writes, lets the
 /// requests in flight finish, flushes the log and returns.
 pub async fn run(
@@ -243,7 +256,7 @@ pub async fn run(
         .add_service(reflection)
         .add_service(ingest)
         .add_service(statistics_grpc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping);
+        .serve_with_incoming_shutdown(incoming(listener), stopping);
     // Connections that stay open (an idle stream) must not hold the shutdown forever:
     // after the grace period the server stops waiting. Appends already enqueued are
     // made durable by `log.close` either way.

@@ -28,7 +28,6 @@ use kpr_statistics::http::Surface;
 use kpr_statistics::published::MunicipalitySnapshot;
 use kpr_wire::pb::ingest_service_server::IngestServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::serve::{KeySource, ServeConfig, load_key};
 
@@ -141,7 +140,7 @@ pub async fn run_ingest(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestGrpc::new(ingestor).into_server(serve_config.message_bytes_max))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
+        .serve_with_incoming_shutdown(crate::serve::incoming(listener), stopping)
         .await?;
     log.close().await?;
     Ok(())
@@ -307,7 +306,7 @@ pub async fn run_statistics(
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                .serve_with_incoming_shutdown(crate::serve::incoming(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }),
         );
