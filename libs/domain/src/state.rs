@@ -143,9 +143,59 @@ impl<T> Default for MunicipalityState<T> {
 #[derive(Debug)]
 pub struct Undo {
     event_id: EventId,
-    service: Option<(ServiceKey, Option<ServiceRecord>)>,
-    person: (Pseudonym, Option<PersonRecord>),
+    service: Option<(ServiceKey, Option<ServiceMark>)>,
+    person: (Pseudonym, Option<PersonMark>),
     corrections_of: Option<(EventId, Option<Vec<EventId>>)>,
+}
+
+/// A service record as it was before an apply: `apply` only appends to its event list
+/// and refolds its state, so the list's length and the old state restore it (a copy
+/// of the whole record would make each apply cost as much as the service's history).
+#[derive(Debug)]
+struct ServiceMark {
+    events_len: usize,
+    state: ServiceState,
+}
+
+/// A person record as it was before an apply (appends only, as for services).
+#[derive(Debug)]
+struct PersonMark {
+    deaths_len: usize,
+    death: Option<(Date, EventId)>,
+    events_len: usize,
+    facts: Option<PersonRef>,
+}
+
+impl ServiceRecord {
+    fn mark(&self) -> ServiceMark {
+        ServiceMark {
+            events_len: self.events.len(),
+            state: self.state.clone(),
+        }
+    }
+
+    fn restore(&mut self, mark: ServiceMark) {
+        self.events.truncate(mark.events_len);
+        self.state = mark.state;
+    }
+}
+
+impl PersonRecord {
+    fn mark(&self) -> PersonMark {
+        PersonMark {
+            deaths_len: self.deaths.len(),
+            death: self.death,
+            events_len: self.events.len(),
+            facts: self.facts,
+        }
+    }
+
+    fn restore(&mut self, mark: PersonMark) {
+        self.deaths.truncate(mark.deaths_len);
+        self.death = mark.death;
+        self.events.truncate(mark.events_len);
+        self.facts = mark.facts;
+    }
 }
 
 /// A new event as the state sees it.
@@ -421,7 +471,7 @@ impl<T> MunicipalityState<T> {
         let mut undo = Undo {
             event_id,
             service: None,
-            person: (person, self.persons.get(&person).cloned()),
+            person: (person, self.persons.get(&person).map(PersonRecord::mark)),
             corrections_of: None,
         };
         let kind = payload.kind();
@@ -457,13 +507,19 @@ impl<T> MunicipalityState<T> {
                 .and_then(|u| self.events.get(&u))
                 .and_then(|r| r.service.clone());
             if let Some(key) = key {
-                undo.service = Some((key.clone(), self.services.get(&key).cloned()));
+                undo.service = Some((
+                    key.clone(),
+                    self.services.get(&key).map(ServiceRecord::mark),
+                ));
                 self.refold_service(&key);
             }
             self.refold_person(&person);
         } else if kind.is_service_event() {
             if let Some(key) = service {
-                undo.service = Some((key.clone(), self.services.get(&key).cloned()));
+                undo.service = Some((
+                    key.clone(),
+                    self.services.get(&key).map(ServiceRecord::mark),
+                ));
                 let record = self.services.entry(key.clone()).or_default();
                 record.events.push(event_id);
                 let effective = self.effective_payload(&event_id);
@@ -486,15 +542,21 @@ impl<T> MunicipalityState<T> {
     pub fn undo(&mut self, undo: Undo) {
         self.events.remove(&undo.event_id);
         if let Some((key, previous)) = undo.service {
-            match previous {
-                Some(record) => self.services.insert(key, record),
-                None => self.services.remove(&key),
-            };
+            match (previous, self.services.get_mut(&key)) {
+                (Some(mark), Some(record)) => record.restore(mark),
+                (Some(_), None) => {}
+                (None, _) => {
+                    self.services.remove(&key);
+                }
+            }
         }
-        match undo.person.1 {
-            Some(record) => self.persons.insert(undo.person.0, record),
-            None => self.persons.remove(&undo.person.0),
-        };
+        match (undo.person.1, self.persons.get_mut(&undo.person.0)) {
+            (Some(mark), Some(record)) => record.restore(mark),
+            (Some(_), None) => {}
+            (None, _) => {
+                self.persons.remove(&undo.person.0);
+            }
+        }
         if let Some((target, previous)) = undo.corrections_of {
             match previous {
                 Some(list) => self.corrections_of.insert(target, list),
@@ -1098,5 +1160,82 @@ mod tests {
             ),
             before
         );
+    }
+
+    #[test]
+    fn undo_restores_person_and_service_records_exactly() {
+        let mut state: MunicipalityState<()> = MunicipalityState::default();
+        state.apply(id(1), ALICE, Some(key()), decision(Outcome::Granted), ());
+        state.apply(
+            id(2),
+            ALICE,
+            Some(key()),
+            Payload::ServiceStarted { start_date: d(1) },
+            (),
+        );
+        state.apply(
+            id(3),
+            ALICE,
+            None,
+            Payload::PersonDied {
+                date_of_death: d(9),
+            },
+            (),
+        );
+        let before = (
+            state.service(&key()).cloned(),
+            state.death(&ALICE.pseudonym),
+            state
+                .persons()
+                .map(|(p, v)| (*p, v.events.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        // A refused batch: applied in order, undone in reverse order.
+        let undo = [
+            state.apply(
+                id(4),
+                ALICE,
+                Some(key()),
+                Payload::ServiceEnded {
+                    end_date: d(5),
+                    reason: EndReason::Died,
+                },
+                (),
+            ),
+            state.apply(
+                id(5),
+                ALICE,
+                None,
+                Payload::PersonDied {
+                    date_of_death: d(3),
+                },
+                (),
+            ),
+            state.apply(
+                id(6),
+                BOB,
+                None,
+                Payload::PersonDied {
+                    date_of_death: d(4),
+                },
+                (),
+            ),
+        ];
+        assert_eq!(state.death(&BOB.pseudonym), Some(d(4)));
+        for u in undo.into_iter().rev() {
+            state.undo(u);
+        }
+        let after = (
+            state.service(&key()).cloned(),
+            state.death(&ALICE.pseudonym),
+            state
+                .persons()
+                .map(|(p, v)| (*p, v.events.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(before, after);
+        assert!(state.event(&id(4)).is_none() && state.event(&id(6)).is_none());
+        assert_eq!(state.death(&BOB.pseudonym), None);
+        assert_eq!(state.event_count(), 3);
     }
 }
