@@ -126,7 +126,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -145,6 +145,8 @@ pub struct ReadArgs {
     pub keep: Option<std::path::PathBuf>,
     /// Brokers of a Kafka-protocol broker: also copy the log there and rebuild from it.
     pub kafka: Option<String>,
+    /// Also run the PostgreSQL baseline (`bench_pg`) on the same log.
+    pub postgres: bool,
 }
 
 /// Resets the peak resident set size the kernel reports (VmHWM), so that the next
@@ -225,6 +227,9 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         }
         if let Source::National { scale, years } = args.source {
             child.args(["--scale", &scale.to_string(), "--years", &years.to_string()]);
+        }
+        if args.postgres {
+            child.arg("--postgres");
         }
         let status = child.status().context("cannot start the rebuild process")?;
         if !keep {
@@ -348,6 +353,10 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
             percentile_ms(&warm_all, 0.99),
         );
     }
+    if args.postgres {
+        // The SQL baseline loads the same log the model was rebuilt from.
+        crate::bench_pg::run_read(&log_dir, &stats, year, args.repeat).await?;
+    }
     Ok(())
 }
 
@@ -369,7 +378,7 @@ fn fsync_rate(dir: &std::path::Path, seconds: f64) -> anyhow::Result<f64> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
+pub(crate) fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
     use kpr_wire::pb;
     let municipalities = [
         "0301", "4601", "5001", "1103", "3203", "1508", "1804", "5601",
@@ -470,13 +479,68 @@ async fn ingest_phase(
 }
 
 /// A counter base that differs between runs of the benchmark against one data dir.
-fn rand_base() -> u64 {
+pub(crate) fn rand_base() -> u64 {
     u64::from(std::process::id()) << 32
+}
+
+/// The figures of one ingest phase (for side-by-side baselines).
+#[derive(Clone, Debug)]
+pub struct IngestFigures {
+    /// `unary` or `batch100`.
+    pub mode: &'static str,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Events per request.
+    pub batch: u32,
+    /// `peak` or `half` (of peak).
+    pub load: &'static str,
+    /// Acknowledged events per second.
+    pub events_per_s: f64,
+    /// Request latency percentiles (ms).
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+}
+
+impl IngestFigures {
+    /// Figures from a phase's rate and sorted latencies.
+    pub fn of(
+        mode: &'static str,
+        clients: u32,
+        batch: u32,
+        load: &'static str,
+        events_per_s: f64,
+        sorted_ms: &[f64],
+    ) -> IngestFigures {
+        IngestFigures {
+            mode,
+            clients,
+            batch,
+            load,
+            events_per_s,
+            p50_ms: percentile_ms(sorted_ms, 0.5),
+            p99_ms: percentile_ms(sorted_ms, 0.99),
+            p999_ms: percentile_ms(sorted_ms, 0.999),
+        }
+    }
+}
+
+/// Today, from the clock.
+pub(crate) fn today() -> Date {
+    Date::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
 }
 
 /// Durable ingest through gRPC against an in-process `kpr serve` (sled, fdatasync on):
 /// unary requests from 64 clients and 100-event batches, at peak and at half of peak.
-pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
+/// Returns every phase's figures.
+pub async fn run_ingest(seconds: f64) -> anyhow::Result<Vec<IngestFigures>> {
     let today = Date::from_unix_ms(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -511,6 +575,7 @@ pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
             let _ = stopped.await;
         },
     ));
+    let mut figures = Vec::new();
     for (name, clients, batch) in [("unary", 64u32, 1u32), ("batch100", 16, 100)] {
         let (peak, latencies) =
             ingest_phase(&endpoint, clients, batch, seconds, None, today).await?;
@@ -520,6 +585,9 @@ pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
             percentile_ms(&latencies, 0.99),
             percentile_ms(&latencies, 0.999)
         );
+        figures.push(IngestFigures::of(
+            name, clients, batch, "peak", peak, &latencies,
+        ));
         let (half, latencies) =
             ingest_phase(&endpoint, clients, batch, seconds, Some(peak / 2.0), today).await?;
         println!(
@@ -528,9 +596,12 @@ pub async fn run_ingest(seconds: f64) -> anyhow::Result<()> {
             percentile_ms(&latencies, 0.99),
             percentile_ms(&latencies, 0.999)
         );
+        figures.push(IngestFigures::of(
+            name, clients, batch, "half", half, &latencies,
+        ));
     }
     let _ = stop.send(());
     server.await??;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(figures)
 }

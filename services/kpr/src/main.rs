@@ -175,6 +175,10 @@ struct BenchArgs {
     /// Also copy the log to this Kafka-protocol broker (`host:port`) and rebuild from it.
     #[arg(long)]
     kafka: Option<String>,
+    /// Also run the PostgreSQL baseline side by side (installs Debian's package if
+    /// missing, starts its own server on loopback, stops it by PID).
+    #[arg(long, env = "KPR_BENCH_POSTGRES")]
+    postgres: bool,
 }
 
 #[derive(Debug, Args)]
@@ -392,10 +396,17 @@ fn main() -> anyhow::Result<()> {
                         repeat: args.repeat,
                         keep: args.keep,
                         kafka: args.kafka,
+                        postgres: args.postgres,
                     })
                     .await
                 }
-                "ingest" => kpr::bench::run_ingest(args.seconds).await,
+                "ingest" => {
+                    let figures = kpr::bench::run_ingest(args.seconds).await?;
+                    if args.postgres {
+                        kpr::bench_pg::run_ingest(&figures, args.seconds).await?;
+                    }
+                    Ok(())
+                }
                 other => anyhow::bail!("unknown benchmark {other:?}: read or ingest"),
             },
             Command::Refdata(args) => {
