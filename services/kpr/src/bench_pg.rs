@@ -822,6 +822,7 @@ fn holdings_sql(scope: &Scope, d: &str) -> String {
     let key = "municipality, source_system, service_id";
     let (fc, fe) = (scope.filter("c"), scope.filter("e"));
     let pr = "NOT voided AND pkind IN ('service_paused', 'service_resumed')";
+    let epoch = "DATE '1970-01-01'";
     // One pass per service (sort, two window functions, one aggregate) rather than a
     // join of per-field subqueries: PostgreSQL cannot estimate the sizes of those and
     // picks nested loops over them.
@@ -863,7 +864,9 @@ sev AS (
            CASE WHEN w.r_seq IS NULL THEN e.valid_to ELSE w.valid_to END AS valid_to,
            CASE WHEN w.r_seq IS NULL THEN e.hours_centi ELSE w.hours_centi END AS hours_centi
     FROM events e
-    LEFT JOIN win w ON w.municipality = e.municipality AND w.target = e.event_id
+    -- IS NOT DISTINCT FROM (never NULL here) keeps the municipality out of the join
+    -- keys: joined on it, PostgreSQL merge-joins on the municipality alone.
+    LEFT JOIN win w ON w.target = e.event_id AND w.municipality IS NOT DISTINCT FROM e.municipality
     WHERE e.service_id <> '' AND e.kind IN ({SERVICE_KINDS}) AND {fe}
 ),
 marked AS (
@@ -879,27 +882,33 @@ marked AS (
     ) y
 ),
 svc AS (
+    -- The first or latest row of a kind, by min/max over arrays led by the log
+    -- position (no sort per service). Dates travel as days since 1970-01-01.
     SELECT {key},
-        (array_agg(person ORDER BY seq))[1] AS person,
-        count(*) FILTER (WHERE NOT voided AND pkind = 'service_decided') AS decisions,
-        (array_agg(code ORDER BY seq DESC)
-            FILTER (WHERE NOT voided AND pkind = 'service_decided'))[1] AS code,
-        (array_agg(outcome ORDER BY seq DESC)
-            FILTER (WHERE NOT voided AND pkind = 'service_decided'))[1] AS outcome,
-        (array_agg(valid_to ORDER BY seq DESC)
-            FILTER (WHERE NOT voided AND pkind = 'service_decided'))[1] AS valid_to,
-        (array_agg(hours_centi ORDER BY seq DESC)
-            FILTER (WHERE NOT voided AND pkind = 'service_decided'))[1] AS decided_hours,
-        (array_agg(day ORDER BY seq)
-            FILTER (WHERE NOT voided AND pkind = 'service_started'))[1] AS start_day,
-        (array_agg(day ORDER BY seq)
-            FILTER (WHERE NOT voided AND pkind = 'service_ended'))[1] AS end_day,
-        (array_agg(hours_centi ORDER BY day DESC, seq DESC)
-            FILTER (WHERE NOT voided AND pkind = 'service_hours_changed' AND day <= {d}))[1]
-            AS changed_hours,
+        (min(ARRAY[int8send(seq), person]))[2] AS person,
+        max(ARRAY[seq, code, (outcome = 'granted')::int, valid_to - {epoch}, hours_centi]::int8[])
+            FILTER (WHERE NOT voided AND pkind = 'service_decided') AS decision,
+        min(ARRAY[seq, day - {epoch}]::int8[])
+            FILTER (WHERE NOT voided AND pkind = 'service_started') AS start,
+        min(ARRAY[seq, day - {epoch}]::int8[])
+            FILTER (WHERE NOT voided AND pkind = 'service_ended') AS ending,
+        max(ARRAY[day - {epoch}, seq, hours_centi]::int8[])
+            FILTER (WHERE NOT voided AND pkind = 'service_hours_changed' AND day <= {d})
+            AS change,
         COALESCE(bool_or(kept AND pkind = 'service_paused' AND day <= {d}
             AND (next_day IS NULL OR {d} < next_day)), false) AS paused
     FROM marked GROUP BY {key}
+),
+episode AS (
+    SELECT person, paused,
+        decision[2]::int AS code,
+        decision[3] = 1 AS granted,
+        {epoch} + decision[4]::int AS valid_to,
+        decision[5]::int AS decided_hours,
+        {epoch} + start[2]::int AS start_day,
+        {epoch} + ending[2]::int AS end_day,
+        change[3]::int AS changed_hours
+    FROM svc WHERE decision IS NOT NULL
 ),
 dth AS (
     SELECT x.person, min(x.day) AS death FROM (
@@ -934,19 +943,22 @@ hold AS (
     SELECT s.person, s.code,
            CASE WHEN s.code IN ({MEASURE_HOURS})
                 THEN COALESCE(s.changed_hours, s.decided_hours, 0) ELSE 0 END AS hours
-    FROM svc s LEFT JOIN dth ON dth.person = s.person
-    WHERE s.decisions > 0 AND s.outcome = 'granted' AND s.start_day <= {d} AND NOT s.paused
+    FROM episode s LEFT JOIN dth ON dth.person = s.person
+    WHERE s.granted AND s.start_day <= {d} AND NOT s.paused
       AND (LEAST(s.end_day, s.valid_to, dth.death) IS NULL
            OR {d} <= LEAST(s.end_day, s.valid_to, dth.death))
-),
-hp AS (SELECT DISTINCT person FROM hold),
-facts AS (
-    SELECT hp.person, f.birth_year, f.sex FROM hp
-    CROSS JOIN LATERAL (
-        SELECT e.birth_year, e.sex FROM events e WHERE e.person = hp.person
-        ORDER BY e.municipality, e.seq DESC LIMIT 1
-    ) f
 )"
+    )
+}
+
+/// Birth year and sex of `alias.person` as `f`: from the latest event of the first
+/// municipality in code order that knows the person (SPEC 5.4 via ARCHITECTURE.md). An
+/// index probe per row: joined with a CTE instead, PostgreSQL misjudges the sizes.
+fn facts_of(alias: &str) -> String {
+    format!(
+        "CROSS JOIN LATERAL (
+        SELECT e.birth_year, e.sex FROM events e WHERE e.person = {alias}.person
+        ORDER BY e.municipality, e.seq DESC LIMIT 1) f"
     )
 }
 
@@ -964,11 +976,13 @@ fn figure_sql(figure: &str, scope: &Scope, year: i32) -> anyhow::Result<String> 
         scope.filter("p"),
         year + 1
     );
+    let facts = facts_of("h");
+    let facts_pc = facts_of("pc");
     let share_80 = |codes: &str| {
         format!(
             "{prefix}
-SELECT (SELECT count(DISTINCT h.person) FROM hold h JOIN facts f USING (person)
-        WHERE h.code IN ({codes}) AND {year} - f.birth_year >= 80)::int8,
+SELECT (SELECT count(*) FROM (SELECT DISTINCT person FROM hold WHERE code IN ({codes})) h
+        {facts} WHERE {year} - f.birth_year >= 80)::int8,
        ({population_80})::int8"
         )
     };
@@ -979,7 +993,7 @@ pc AS (SELECT DISTINCT person, code FROM hold),
 bands (idx, lo, hi) AS (VALUES (0, 0, 17), (1, 18, 49), (2, 50, 66), (3, 67, 79),
     (4, 80, 89), (5, 90, 32767), (6, 0, 66), (7, 80, 32767), (8, 0, 32767))
 SELECT pc.code::int4, b.idx::int4, f.sex::int4, count(*)::int8
-FROM pc JOIN facts f USING (person)
+FROM pc {facts_pc}
 JOIN bands b ON GREATEST({year} - f.birth_year, 0) BETWEEN b.lo AND b.hi
 GROUP BY GROUPING SETS ((pc.code, b.idx, f.sex), (pc.code, b.idx))"
         ),
@@ -1005,6 +1019,10 @@ pub async fn run_read(
 ) -> anyhow::Result<()> {
     let server = PgServer::start().await?;
     let client = server.connect().await?;
+    // Sorts of a few hundred thousand rows: PostgreSQL's default work_mem (4 MB) would
+    // spill them to disk. Only this session's setting.
+    client.batch_execute("SET work_mem = '64MB'").await?;
+    println!("bench.pg.session work_mem=64MB");
     client.batch_execute(CREATE_TABLE).await?;
 
     let started = Instant::now();
