@@ -478,9 +478,14 @@ async fn ingest_phase(
     ))
 }
 
-/// A counter base that differs between runs of the benchmark against one data dir.
+/// A counter base that differs between runs of the benchmark against one data dir,
+/// and between the phases of one run: a phase that re-sent an earlier phase's events
+/// would measure duplicate acknowledgements (nothing stored) on the register, and
+/// refused batches on PostgreSQL. Phases get bits 28-31, 2^25 events each.
 pub(crate) fn rand_base() -> u64 {
-    u64::from(std::process::id()) << 32
+    static PHASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let phase = PHASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xf;
+    (u64::from(std::process::id()) << 32) | (phase << 28)
 }
 
 /// The figures of one ingest phase (for side-by-side baselines).

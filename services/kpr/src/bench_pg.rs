@@ -657,6 +657,8 @@ async fn pg_phase(
             let key = Pseudonymiser::new([42; 32]);
             let mut latencies = Vec::new();
             let mut events = 0u64;
+            let mut failed = 0u64;
+            let mut first_error = None;
             let mut next = Instant::now();
             while Instant::now() < deadline {
                 if let Some(interval) = interval {
@@ -680,21 +682,38 @@ async fn pg_phase(
                     })
                     .collect();
                 let started = Instant::now();
-                if client.execute(&statement, &params).await.is_ok() {
-                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-                    events += u64::from(batch);
+                match client.execute(&statement, &params).await {
+                    Ok(_) => {
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                        events += u64::from(batch);
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| {
+                            e.as_db_error()
+                                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+                        });
+                    }
                 }
             }
-            anyhow::Ok((events, latencies))
+            anyhow::Ok((events, latencies, failed, first_error))
         }));
     }
     let started = Instant::now();
     let mut events = 0u64;
     let mut latencies = Vec::new();
+    let mut failed = 0u64;
+    let mut first_error = None;
     for task in tasks {
-        let (n, l) = task.await??;
+        let (n, l, f, e) = task.await??;
         events += n;
         latencies.extend(l);
+        failed += f;
+        first_error = first_error.or(e);
+    }
+    // A refused batch is not counted; say so rather than report a lower rate quietly.
+    if let Some(error) = first_error {
+        println!("bench.pg.ingest.failed batches={failed} first_error={error:?}");
     }
     latencies.sort_by(f64::total_cmp);
     Ok((
