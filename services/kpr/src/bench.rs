@@ -126,7 +126,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -145,6 +145,8 @@ pub struct ReadArgs {
     pub keep: Option<std::path::PathBuf>,
     /// Brokers of a Kafka-protocol broker: also copy the log there and rebuild from it.
     pub kafka: Option<String>,
+    /// Also run the PostgreSQL baseline (`bench_pg`) on the same log.
+    pub postgres: bool,
 }
 
 /// Resets the peak resident set size the kernel reports (VmHWM), so that the next
@@ -225,6 +227,9 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         }
         if let Source::National { scale, years } = args.source {
             child.args(["--scale", &scale.to_string(), "--years", &years.to_string()]);
+        }
+        if args.postgres {
+            child.arg("--postgres");
         }
         let status = child.status().context("cannot start the rebuild process")?;
         if !keep {
@@ -348,6 +353,10 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
             percentile_ms(&warm_all, 0.99),
         );
     }
+    if args.postgres {
+        // The SQL baseline loads the same log the model was rebuilt from.
+        crate::bench_pg::run_read(&log_dir, &stats, year, args.repeat).await?;
+    }
     Ok(())
 }
 
@@ -369,7 +378,7 @@ fn fsync_rate(dir: &std::path::Path, seconds: f64) -> anyhow::Result<f64> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
+pub(crate) fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
     use kpr_wire::pb;
     let municipalities = [
         "0301", "4601", "5001", "1103", "3203", "1508", "1804", "5601",
@@ -528,9 +537,24 @@ async fn ingest_phase(
     })
 }
 
-/// A counter base that differs between runs of the benchmark against one data dir.
-fn rand_base() -> u64 {
-    u64::from(std::process::id()) << 32
+/// A counter base that differs between runs of the benchmark against one data dir,
+/// and between the phases of one run: a phase that re-sent an earlier phase's events
+/// would measure duplicate acknowledgements (nothing stored) on the register, and
+/// refused batches on PostgreSQL. Phases get bits 28-31, 2^25 events each.
+pub(crate) fn rand_base() -> u64 {
+    static PHASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let phase = PHASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xf;
+    (u64::from(std::process::id()) << 32) | (phase << 28)
+}
+
+/// Today, from the clock.
+pub(crate) fn today() -> Date {
+    Date::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
 }
 
 /// One figure of `kpr bench ingest` (one printed `bench.ingest` line).
@@ -542,6 +566,8 @@ pub struct IngestFigure {
     pub mode: &'static str,
     /// Concurrent clients.
     pub clients: u32,
+    /// Events per request.
+    pub batch: u32,
     /// `peak` (as fast as the clients can) or `half` (paced to half of peak).
     pub load: &'static str,
     /// Acknowledged events per second.
@@ -563,6 +589,7 @@ impl IngestFigure {
         backend: &'static str,
         mode: &'static str,
         clients: u32,
+        batch: u32,
         load: &'static str,
         phase: &Phase,
     ) -> IngestFigure {
@@ -571,6 +598,7 @@ impl IngestFigure {
             backend,
             mode,
             clients,
+            batch,
             load,
             events_per_s: phase.events as f64 / phase.seconds,
             p50_ms: percentile_ms(&phase.latencies, 0.5),
@@ -578,6 +606,31 @@ impl IngestFigure {
             p999_ms: percentile_ms(&phase.latencies, 0.999),
             server_cpu_us_per_event: per_event(phase.server_cpu),
             client_cpu_us_per_event: per_event(phase.client_cpu),
+        }
+    }
+
+    /// A baseline's figure from its rate and sorted latencies (no CPU split).
+    pub fn of_rate(
+        backend: &'static str,
+        mode: &'static str,
+        clients: u32,
+        batch: u32,
+        load: &'static str,
+        events_per_s: f64,
+        sorted_ms: &[f64],
+    ) -> IngestFigure {
+        IngestFigure {
+            backend,
+            mode,
+            clients,
+            batch,
+            load,
+            events_per_s,
+            p50_ms: percentile_ms(sorted_ms, 0.5),
+            p99_ms: percentile_ms(sorted_ms, 0.99),
+            p999_ms: percentile_ms(sorted_ms, 0.999),
+            server_cpu_us_per_event: f64::NAN,
+            client_cpu_us_per_event: f64::NAN,
         }
     }
 
@@ -705,7 +758,7 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
                     break 'phases;
                 }
             };
-            let figure = IngestFigure::new(backend, mode, clients, load, &phase);
+            let figure = IngestFigure::new(backend, mode, clients, batch, load, &phase);
             figure.print();
             peak = Some(figure.events_per_s);
             figures.push(figure);

@@ -6,6 +6,7 @@
 //! backend and composes services; the services themselves are generic over the log.
 
 pub mod bench;
+pub mod bench_pg;
 pub mod bulk;
 pub mod demo;
 pub mod http_client;

@@ -177,6 +177,10 @@ struct BenchArgs {
     /// in-process, on a fresh topic) instead of `kpr serve` on sled.
     #[arg(long, value_name = "BROKERS")]
     kafka: Option<String>,
+    /// Also run the PostgreSQL baseline side by side (installs Debian's package if
+    /// missing, starts its own server on loopback, stops it by PID).
+    #[arg(long, env = "KPR_BENCH_POSTGRES")]
+    postgres: bool,
 }
 
 #[derive(Debug, Args)]
@@ -394,12 +398,17 @@ fn main() -> anyhow::Result<()> {
                         repeat: args.repeat,
                         keep: args.keep,
                         kafka: args.kafka,
+                        postgres: args.postgres,
                     })
                     .await
                 }
-                "ingest" => kpr::bench::run_ingest(args.seconds, args.kafka.as_deref())
-                    .await
-                    .map(|_| ()),
+                "ingest" => {
+                    let figures = kpr::bench::run_ingest(args.seconds, args.kafka.as_deref()).await?;
+                    if args.postgres {
+                        kpr::bench_pg::run_ingest(&figures, args.seconds).await?;
+                    }
+                    Ok(())
+                }
                 other => anyhow::bail!("unknown benchmark {other:?}: read or ingest"),
             },
             Command::Refdata(args) => {
