@@ -55,7 +55,7 @@ impl Episode {
                     date,
                     valid_to,
                     hours,
-                } => decision = Some((code, outcome, date, valid_to, hours)),
+                } => decision = Some((code, outcome, date, valid_to.get(), hours.get())),
                 Fact::Started { date } => {
                     start.get_or_insert(date);
                 }

@@ -2,11 +2,46 @@
 //! payload. Fields no figure reads (provider, respite sub-code, `valid_from`, pause
 //! reasons, the envelope's versions and timestamps) are dropped; assessment scores and
 //! replacement payloads live in side tables of the municipality, referred to by index,
-//! so a fact is 24 bytes whatever the event.
+//! so a fact is 16 bytes whatever the event (optional dates and hours of a decision
+//! are kept in four bytes each, [`OptDate`] and [`OptHours`]).
 
 use kpr_domain::date::Date;
 use kpr_domain::event::{CentiHours, CheckKind, EndReason, Outcome, Payload};
 use kpr_domain::service::ServiceCode;
+
+/// An optional date in four bytes. No event date is `i32::MIN` days from 1970 (dates
+/// are validated to years 1–9999), so that value stands for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptDate(i32);
+
+impl OptDate {
+    /// Packs an optional date.
+    pub fn new(date: Option<Date>) -> OptDate {
+        OptDate(date.map_or(i32::MIN, Date::days))
+    }
+
+    /// The date, if there is one.
+    pub fn get(self) -> Option<Date> {
+        (self.0 != i32::MIN).then(|| Date::from_days(self.0))
+    }
+}
+
+/// Optional hours per week in four bytes (`u32::MAX` centi-hours stands for none;
+/// validated hours are at most 168).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptHours(u32);
+
+impl OptHours {
+    /// Packs optional hours.
+    pub fn new(hours: Option<CentiHours>) -> OptHours {
+        OptHours(hours.map_or(u32::MAX, |h| h.0))
+    }
+
+    /// The hours, if given.
+    pub fn get(self) -> Option<CentiHours> {
+        (self.0 != u32::MAX).then_some(CentiHours(self.0))
+    }
+}
 
 /// One event's content as the figures see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +60,9 @@ pub enum Fact {
         /// Decision date.
         date: Date,
         /// Last day of validity.
-        valid_to: Option<Date>,
+        valid_to: OptDate,
         /// Hours per week.
-        hours: Option<CentiHours>,
+        hours: OptHours,
     },
     /// Service started.
     Started {
@@ -128,8 +163,8 @@ impl Fact {
                 code: d.code,
                 outcome: d.outcome,
                 date: d.decision_date,
-                valid_to: d.valid_to,
-                hours: d.hours,
+                valid_to: OptDate::new(d.valid_to),
+                hours: OptHours::new(d.hours),
             },
             Payload::ServiceStarted { start_date } => Fact::Started { date: *start_date },
             Payload::ServiceHoursChanged {
@@ -171,9 +206,19 @@ mod tests {
     #[test]
     fn a_fact_is_small() {
         assert!(
-            std::mem::size_of::<Fact>() <= 24,
+            std::mem::size_of::<Fact>() <= 16,
             "{}",
             std::mem::size_of::<Fact>()
         );
+    }
+
+    #[test]
+    fn packed_options_round_trip() {
+        for date in [None, Date::from_ymd(1, 1, 1), Date::from_ymd(2024, 2, 29)] {
+            assert_eq!(OptDate::new(date).get(), date);
+        }
+        for hours in [None, Some(CentiHours(0)), Some(CentiHours(16_800))] {
+            assert_eq!(OptHours::new(hours).get(), hours);
+        }
     }
 }

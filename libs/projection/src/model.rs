@@ -3,16 +3,20 @@
 //! partition is a no-op, so redelivery after a crash does no harm.
 //!
 //! The fold keeps exactly what the figures read, compactly (a national decade is about
-//! 20 million events): each event becomes a 24-byte [`Fact`] in a slot of its
+//! 20 million events): each event becomes a 16-byte [`Fact`] in a slot of its
 //! municipality, slots of one service episode or one person are chained in log order,
-//! and event ids are indexed for idempotency and corrections. Corrections count as the
+//! and event ids are indexed for idempotency and corrections. The indexes (event ids,
+//! persons, services) are hash tables of `u32` positions whose keys live once, in the
+//! vectors the positions point into; service ids share one text arena. Corrections count as the
 //! write side's rules say (`kpr_domain::state`): a VOIDed event as never sent, a
 //! REPLACEd one as its replacement, the latest effective correction naming an event
 //! winning, a voided correction having no effect. `tests/compact_fold.rs` checks the
 //! snapshot taken from this fold against one taken from the write side's state.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use hashbrown::HashTable;
 
 use kpr_domain::date::Date;
 use kpr_domain::event::{CorrectionAction, EventId, Payload, StoredEvent, Variable};
@@ -78,12 +82,23 @@ impl BuildHasher for FoldHash {
 
 type FastMap<K, V> = HashMap<K, V, FoldHash>;
 
+fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+    FoldHash.hash_one(value)
+}
+
+fn service_hash(system: u16, id: &str) -> u64 {
+    let mut hasher = FoldHash.build_hasher();
+    hasher.write_u16(system);
+    hasher.write(id.as_bytes());
+    hasher.finish()
+}
+
 /// No slot.
 const NONE: u32 = u32::MAX >> 1;
 /// The bit of [`Slot::link`] that says a correction names the slot.
 const CORRECTED: u32 = 1 << 31;
 
-/// One event of a municipality (28 bytes).
+/// One event of a municipality (20 bytes).
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     /// What it says.
@@ -114,6 +129,19 @@ struct ServiceRec {
     person: u32,
     first: u32,
     last: u32,
+    /// Its service id: `service_text[text_start..text_start + text_len]`.
+    text_start: u32,
+    text_len: u16,
+    /// Index into `systems`.
+    system: u16,
+}
+
+impl ServiceRec {
+    fn id<'a>(&self, text: &'a str) -> &'a str {
+        let start = self.text_start as usize;
+        text.get(start..start + usize::from(self.text_len))
+            .unwrap_or("")
+    }
 }
 
 /// One person as this municipality knows them.
@@ -132,12 +160,18 @@ struct PersonRec {
 /// The fold of one municipality's events.
 #[derive(Clone, Debug, Default)]
 pub struct Municipality {
-    ids: FastMap<EventId, u32>,
+    /// Slots by event id (`slot_ids[slot]`).
+    ids: HashTable<u32>,
     slots: Vec<Slot>,
+    /// The event id of each slot.
+    slot_ids: Vec<EventId>,
     systems: Vec<String>,
-    services: FastMap<(u16, Box<str>), u32>,
+    /// Services by (system, service id) of `service_list[i]`.
+    services: HashTable<u32>,
+    service_text: String,
     service_list: Vec<ServiceRec>,
-    persons: FastMap<Pseudonym, u32>,
+    /// Persons by pseudonym of `person_list[i]`.
+    persons: HashTable<u32>,
     person_list: Vec<PersonRec>,
     /// Corrections naming a slot, in log order.
     corrections_of: FastMap<u32, Vec<u32>>,
@@ -229,15 +263,39 @@ impl Municipality {
 
     /// Bytes held, approximately (for the benchmark's accounting).
     pub fn heap_bytes(&self) -> usize {
+        self.heap_parts().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// Bytes held per table, approximately.
+    pub fn heap_parts(&self) -> [(&'static str, usize); 6] {
         use std::mem::size_of;
-        self.ids.capacity() * (size_of::<(EventId, u32)>() + 1)
-            + self.slots.capacity() * size_of::<Slot>()
-            + self.services.capacity() * (size_of::<((u16, Box<str>), u32)>() + 1 + 16)
-            + self.service_list.capacity() * size_of::<ServiceRec>()
-            + self.persons.capacity() * (size_of::<(Pseudonym, u32)>() + 1)
-            + self.person_list.capacity() * size_of::<PersonRec>()
-            + self.scores.capacity() * size_of::<(Variable, u8)>()
-            + self.replacements.capacity() * size_of::<Fact>()
+        [
+            (
+                "ids",
+                self.ids.allocation_size() + self.slot_ids.capacity() * size_of::<EventId>(),
+            ),
+            ("slots", self.slots.capacity() * size_of::<Slot>()),
+            (
+                "services",
+                self.services.allocation_size()
+                    + self.service_text.capacity()
+                    + self.service_list.capacity() * size_of::<ServiceRec>(),
+            ),
+            (
+                "persons",
+                self.persons.allocation_size()
+                    + self.person_list.capacity() * size_of::<PersonRec>(),
+            ),
+            (
+                "corrections",
+                self.corrections_of.capacity() * (size_of::<(u32, Vec<u32>)>() + 1)
+                    + self.replacements.capacity() * size_of::<Fact>(),
+            ),
+            (
+                "scores",
+                self.scores.capacity() * size_of::<(Variable, u8)>(),
+            ),
+        ]
     }
 
     fn chain_facts(&self, mut slot: u32, out: &mut Vec<Fact>) {
@@ -319,7 +377,16 @@ impl Municipality {
 
     fn person_index(&mut self, person: &kpr_domain::person::PersonRef) -> u32 {
         let next = self.person_list.len() as u32;
-        let index = *self.persons.entry(person.pseudonym).or_insert(next);
+        let list = &self.person_list;
+        let index = *self
+            .persons
+            .entry(
+                hash_of(&person.pseudonym),
+                |&i| list.get(i as usize).map(|r| &r.pseudonym) == Some(&person.pseudonym),
+                |&i| list.get(i as usize).map_or(0, |r| hash_of(&r.pseudonym)),
+            )
+            .or_insert(next)
+            .get();
         if index == next {
             self.person_list.push(PersonRec {
                 pseudonym: person.pseudonym,
@@ -345,15 +412,32 @@ impl Municipality {
             }
         };
         let next = self.service_list.len() as u32;
+        let (list, text) = (&self.service_list, &self.service_text);
         let index = *self
             .services
-            .entry((system, service_id.into()))
-            .or_insert(next);
+            .entry(
+                service_hash(system, service_id),
+                |&i| {
+                    list.get(i as usize)
+                        .is_some_and(|r| r.system == system && r.id(text) == service_id)
+                },
+                |&i| {
+                    list.get(i as usize)
+                        .map_or(0, |r| service_hash(r.system, r.id(text)))
+                },
+            )
+            .or_insert(next)
+            .get();
         if index == next {
+            let text_start = self.service_text.len() as u32;
+            self.service_text.push_str(service_id);
             self.service_list.push(ServiceRec {
                 person,
                 first: NONE,
                 last: NONE,
+                text_start,
+                text_len: service_id.len().min(usize::from(u16::MAX)) as u16,
+                system,
             });
         }
         index
@@ -385,12 +469,20 @@ impl Municipality {
     fn apply(&mut self, event: &StoredEvent) -> bool {
         let envelope = &event.envelope;
         let slot = self.slots.len() as u32;
-        match self.ids.entry(envelope.event_id) {
-            std::collections::hash_map::Entry::Occupied(_) => return false,
-            std::collections::hash_map::Entry::Vacant(v) => {
+        let id = envelope.event_id;
+        let ids = &self.slot_ids;
+        match self.ids.entry(
+            hash_of(&id),
+            |&s| ids.get(s as usize) == Some(&id),
+            |&s| ids.get(s as usize).map_or(0, hash_of),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => return false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(slot);
             }
         }
+        // Every path below pushes exactly one slot, keeping `slot_ids` parallel.
+        self.slot_ids.push(id);
         let person = self.person_index(&envelope.person);
         let fact = self.fact_of(&event.payload);
         let mut new = Slot { fact, link: NONE };
@@ -402,7 +494,14 @@ impl Municipality {
             self.corrections_of.insert(slot, waiting);
         }
         if let Payload::Correction(c) = &event.payload {
-            let target = self.ids.get(&c.corrects).copied().unwrap_or(NONE);
+            let ids = &self.slot_ids;
+            let target = self
+                .ids
+                .find(hash_of(&c.corrects), |&s| {
+                    ids.get(s as usize) == Some(&c.corrects)
+                })
+                .copied()
+                .unwrap_or(NONE);
             new.set_next(target);
             self.slots.push(new);
             match self.slots.get_mut(target as usize) {
@@ -452,11 +551,21 @@ impl Municipality {
 
     /// Gives back spare capacity (after a rebuild, when the model stops growing fast).
     fn shrink(&mut self) {
-        self.ids.shrink_to_fit();
+        let ids = &self.slot_ids;
+        self.ids
+            .shrink_to_fit(|&s| ids.get(s as usize).map_or(0, hash_of));
         self.slots.shrink_to_fit();
-        self.services.shrink_to_fit();
+        self.slot_ids.shrink_to_fit();
+        let (list, text) = (&self.service_list, &self.service_text);
+        self.services.shrink_to_fit(|&i| {
+            list.get(i as usize)
+                .map_or(0, |r| service_hash(r.system, r.id(text)))
+        });
+        self.service_text.shrink_to_fit();
         self.service_list.shrink_to_fit();
-        self.persons.shrink_to_fit();
+        let persons = &self.person_list;
+        self.persons
+            .shrink_to_fit(|&i| persons.get(i as usize).map_or(0, |r| hash_of(&r.pseudonym)));
         self.person_list.shrink_to_fit();
         self.scores.shrink_to_fit();
         self.replacements.shrink_to_fit();
@@ -576,6 +685,20 @@ impl ReadModel {
         for state in self.municipalities.values_mut() {
             state.shrink();
         }
+    }
+
+    /// Approximate bytes the fold holds per table, summed over municipalities.
+    pub fn heap_parts(&self) -> Vec<(&'static str, usize)> {
+        let mut parts: Vec<(&'static str, usize)> = Vec::new();
+        for state in self.municipalities.values() {
+            for (name, bytes) in state.heap_parts() {
+                match parts.iter_mut().find(|(n, _)| *n == name) {
+                    Some(part) => part.1 += bytes,
+                    None => parts.push((name, bytes)),
+                }
+            }
+        }
+        parts
     }
 
     /// Approximate bytes the fold holds (for the benchmark).

@@ -115,15 +115,20 @@ fn national_config(scale: f64, years: u32, today: Date) -> kpr_synth::NationalCo
     }
 }
 
-fn peak_rss_kib() -> u64 {
+/// A `kB` figure of `/proc/self/status` (`VmHWM:` peak, `VmRSS:` now).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
 }
 
 pub(crate) fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
@@ -170,6 +175,16 @@ async fn rebuild<L: EventLog>(log: &L, backend: &str) -> anyhow::Result<ReadMode
         folded as f64 / seconds.max(1e-9),
         peak_rss_kib() as f64 / 1024.0,
         model.heap_bytes() as f64 / 1048576.0
+    );
+    let parts: Vec<String> = model
+        .heap_parts()
+        .iter()
+        .map(|(name, bytes)| format!("{name}_mib={:.1}", *bytes as f64 / 1048576.0))
+        .collect();
+    println!(
+        "bench.rebuild.memory backend={backend} rss_now_mib={:.1} {}",
+        status_kib("VmRSS:") as f64 / 1024.0,
+        parts.join(" ")
     );
     Ok(model)
 }
