@@ -322,6 +322,12 @@ struct DataArgs {
     data: PathBuf,
 }
 
+/// mimalloc instead of the system allocator: the ingest path (HTTP/2 frames, protobuf
+/// messages, sled nodes) makes many small short-lived allocations, which glibc's
+/// malloc serves at a measurable cost (ARCHITECTURE.md, "Performance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
