@@ -104,8 +104,9 @@ fn dependency_rules_hold() {
         }
         if name == "kpr-projection" {
             assert!(
-                deps.iter().all(|d| d == "kpr-domain" || d == "thiserror"),
-                "the pure projection core depends on kpr-domain and thiserror only"
+                deps.iter()
+                    .all(|d| ["kpr-domain", "thiserror", "hashbrown"].contains(&d.as_str())),
+                "the pure projection core depends on kpr-domain, thiserror and hashbrown only"
             );
         }
         if name == "kpr-domain" {
