@@ -191,11 +191,6 @@ async fn rebuild<L: EventLog>(log: &L, backend: &str) -> anyhow::Result<ReadMode
     Ok(model)
 }
 
-/// mimalloc's purge delay setting (milliseconds before freed memory is returned).
-const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
-/// The rebuild's: at once.
-const PURGE_DELAY_REBUILD: &str = "0";
-
 /// Runs the read-side benchmark and prints its figures.
 pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
     let today = Date::from_unix_ms(
@@ -236,7 +231,6 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         // not the generator's.
         let mut child = std::process::Command::new(std::env::current_exe()?);
         child
-            .env(PURGE_DELAY_ENV, PURGE_DELAY_REBUILD)
             .args([
                 "bench",
                 "read",
@@ -262,22 +256,6 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    // mimalloc keeps freed memory for a while before giving it back (10 ms by default,
-    // checked lazily), which during a rebuild's growth adds ~10 % to the peak. It reads
-    // the setting once, at start: set it and run again.
-    if std::env::var_os(PURGE_DELAY_ENV).is_none() {
-        let status = std::process::Command::new(std::env::current_exe()?)
-            .args(std::env::args_os().skip(1))
-            .env(PURGE_DELAY_ENV, PURGE_DELAY_REBUILD)
-            .status()
-            .context("cannot start the rebuild process")?;
-        anyhow::ensure!(status.success(), "the rebuild process failed: {status}");
-        return Ok(());
-    }
-    println!(
-        "bench.rebuild.allocator name=mimalloc purge_delay_ms={}",
-        std::env::var(PURGE_DELAY_ENV).unwrap_or_default()
-    );
     // A rebuild reads the log once, front to back: sled's page cache is kept small.
     let log = SledLog::open(
         &log_dir,
