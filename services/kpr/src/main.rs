@@ -149,7 +149,9 @@ struct LogArgs {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// What to measure: `read` (rebuild and queries) or `ingest` (durable gRPC ingest).
+    /// What to measure: `read` (rebuild and queries), `ingest` (durable gRPC ingest),
+    /// or `all`: ingest (and on Kafka with --kafka), then read on the national data set
+    /// at 1 M events (with the baselines asked for) and at 20 M events.
     #[arg(default_value = "read")]
     what: String,
     /// Seconds per ingest phase.
@@ -415,7 +417,35 @@ fn main() -> anyhow::Result<()> {
                     }
                     Ok(())
                 }
-                other => anyhow::bail!("unknown benchmark {other:?}: read or ingest"),
+                "all" => {
+                    let figures = kpr::bench::run_ingest(args.seconds, None).await?;
+                    if args.postgres {
+                        kpr::bench_pg::run_ingest(&figures, args.seconds).await?;
+                    }
+                    if let Some(brokers) = &args.kafka {
+                        kpr::bench::run_ingest(args.seconds, Some(brokers)).await?;
+                    }
+                    // 1 M events with every baseline; then a national decade (~20 M),
+                    // kept in --keep when given.
+                    for (scale, keep, kafka, postgres) in [
+                        (0.05, None, args.kafka.clone(), args.postgres),
+                        (1.0, args.keep.clone(), None, false),
+                    ] {
+                        kpr::bench::run(kpr::bench::ReadArgs {
+                            source: kpr::bench::Source::National {
+                                scale,
+                                years: args.years,
+                            },
+                            repeat: args.repeat,
+                            keep,
+                            kafka,
+                            postgres,
+                        })
+                        .await?;
+                    }
+                    Ok(())
+                }
+                other => anyhow::bail!("unknown benchmark {other:?}: read, ingest or all"),
             },
             Command::Refdata(args) => {
                 anyhow::ensure!(
