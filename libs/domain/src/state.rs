@@ -1182,14 +1182,17 @@ mod tests {
             },
             (),
         );
-        let before = (
-            state.service(&key()).cloned(),
-            state.death(&ALICE.pseudonym),
-            state
-                .persons()
-                .map(|(p, v)| (*p, v.events.to_vec()))
-                .collect::<Vec<_>>(),
-        );
+        let records = |state: &MunicipalityState<()>| {
+            (
+                state.service(&key()).cloned(),
+                state.death(&ALICE.pseudonym),
+                state
+                    .persons()
+                    .map(|(p, v)| (*p, v.events.to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let before = records(&state);
         // A refused batch: applied in order, undone in reverse order.
         let undo = [
             state.apply(
@@ -1225,15 +1228,7 @@ mod tests {
         for u in undo.into_iter().rev() {
             state.undo(u);
         }
-        let after = (
-            state.service(&key()).cloned(),
-            state.death(&ALICE.pseudonym),
-            state
-                .persons()
-                .map(|(p, v)| (*p, v.events.to_vec()))
-                .collect::<Vec<_>>(),
-        );
-        assert_eq!(before, after);
+        assert_eq!(before, records(&state));
         assert!(state.event(&id(4)).is_none() && state.event(&id(6)).is_none());
         assert_eq!(state.death(&BOB.pseudonym), None);
         assert_eq!(state.event_count(), 3);

@@ -193,12 +193,7 @@ async fn rebuild<L: EventLog>(log: &L, backend: &str) -> anyhow::Result<ReadMode
 
 /// Runs the read-side benchmark and prints its figures.
 pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
-    let today = Date::from_unix_ms(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    );
+    let today = today();
     let (dir, keep) = match &args.keep {
         Some(dir) => (dir.clone(), true),
         None => (
@@ -612,17 +607,17 @@ impl IngestFigure {
     ) -> IngestFigure {
         let per_event = |cpu: f64| cpu * 1e6 / (phase.events.max(1) as f64);
         IngestFigure {
-            backend,
-            mode,
-            clients,
-            batch,
-            load,
-            events_per_s: phase.events as f64 / phase.seconds,
-            p50_ms: percentile_ms(&phase.latencies, 0.5),
-            p99_ms: percentile_ms(&phase.latencies, 0.99),
-            p999_ms: percentile_ms(&phase.latencies, 0.999),
             server_cpu_us_per_event: per_event(phase.server_cpu),
             client_cpu_us_per_event: per_event(phase.client_cpu),
+            ..IngestFigure::of_rate(
+                backend,
+                mode,
+                clients,
+                batch,
+                load,
+                phase.events as f64 / phase.seconds,
+                &phase.latencies,
+            )
         }
     }
 
@@ -684,12 +679,7 @@ impl IngestFigure {
 /// peak and at half of peak. The client runs on its own runtime threads, so its CPU
 /// time is told apart from the server's. Prints and returns the figures.
 pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec<IngestFigure>> {
-    let today = Date::from_unix_ms(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    );
+    let today = today();
     let dir = std::env::temp_dir().join(format!("kpr-bench-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
