@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Undecodable requests are INVALID_ARGUMENT (src/grpc_codec.rs).
+        .codec_path("crate::grpc_codec::KprCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -479,6 +479,28 @@ fn corpus(b: &Baseline) -> Vec<Case> {
             field("events[0].payload.functional_assessment.scores[0].score"),
         ),
         case(
+            "assessment score beyond 32 bits of u8",
+            vec![event(M, p, "", assessment(vec![(1, u32::MAX)]))],
+            field("events[0].payload.functional_assessment.scores[0].score"),
+        ),
+        case(
+            "national id in service_id",
+            vec![event(M, p, &format!("S-{p}"), applied("15", 3))],
+            field("events[0].service_id"),
+        ),
+        case(
+            "national id written 6+5 in source_version",
+            vec![with(ok(), |e| {
+                e.source_version = format!("{} {}", &p[..6], &p[6..])
+            })],
+            field("events[0].source_version"),
+        ),
+        case(
+            "national id in source_system",
+            vec![with(ok(), |e| e.source_system = format!("Gerica/{p}"))],
+            field("events[0].source_system"),
+        ),
+        case(
             "assessment variable twice",
             vec![event(M, p, "", assessment(vec![(1, 2), (1, 3)]))],
             field("events[0].payload.functional_assessment.scores[1].variable"),

@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod crash;
 mod golden;
+mod hostile;
 mod ingest_api;
 mod logcopy;
 mod privacy;

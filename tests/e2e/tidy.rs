@@ -58,6 +58,7 @@ fn dependency_rules_hold() {
         ("kpr-eventlog-kafka", &["kpr-eventlog"][..]),
         ("kpr-projection", &["kpr-domain"][..]),
         ("kpr-wire", &["kpr-domain"][..]),
+        ("kpr-net", &[][..]),
         (
             "kpr-synth",
             &["kpr-domain", "kpr-wire", "kpr-projection"][..],
@@ -68,7 +69,13 @@ fn dependency_rules_hold() {
         ),
         (
             "kpr-statistics",
-            &["kpr-domain", "kpr-wire", "kpr-eventlog", "kpr-projection"][..],
+            &[
+                "kpr-domain",
+                "kpr-wire",
+                "kpr-eventlog",
+                "kpr-projection",
+                "kpr-net",
+            ][..],
         ),
         (
             "kpr",
@@ -82,6 +89,7 @@ fn dependency_rules_hold() {
                 "kpr-synth",
                 "kpr-projection",
                 "kpr-statistics",
+                "kpr-net",
             ][..],
         ),
     ]);

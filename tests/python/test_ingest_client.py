@@ -568,6 +568,17 @@ class IngestApiTest(unittest.TestCase):
         _, status = self.append_refused([event], grpc.StatusCode.INVALID_ARGUMENT)
         self.assert_field_violation(status, "events[0].payload.service_decided.hours_per_week")
 
+    def test_e_many_violations_reach_grpcio_as_the_refusal(self):
+        # grpcio refuses trailers above its default metadata limit; 60 violations
+        # with long descriptions must still arrive as INVALID_ARGUMENT with details.
+        events = [decided(new_person(), new_service_id(), hours=1e308) for _ in range(60)]
+        for event in events:
+            event.source_version = "v" * 129
+        err, status = self.append_refused(events, grpc.StatusCode.INVALID_ARGUMENT)
+        violations = self.field_violations(status)
+        self.assertTrue(0 < len(violations) < 120, len(violations))
+        self.assertIn("the details list the first", err.details())
+
     # -- (f) ------------------------------------------------------------------
 
     def test_f_unknown_service_code(self):

@@ -141,6 +141,42 @@ pub fn check_national_id(text: &str, allow_synthetic: bool) -> Result<IdFacts, I
     })
 }
 
+/// Whether free text carries something that passes as a national id: a run of exactly
+/// 11 digits, or 6 + 5 digits split by one space, `-` or `.` (the way ids are
+/// written), whose control digits and date hold (synthetic numbers included). Free-text
+/// fields are stored as sent, so such text would put a raw id into the log.
+pub fn contains_national_id(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run = &text[start..i];
+        if run.len() == 11 && check_national_id(run, true).is_ok() {
+            return true;
+        }
+        // DDMMYY NNNNN: a 6-digit run, one separator, a 5-digit run.
+        if run.len() == 6
+            && i + 6 <= bytes.len()
+            && matches!(bytes[i], b' ' | b'-' | b'.')
+            && bytes[i + 1..i + 6].iter().all(u8::is_ascii_digit)
+            && bytes.get(i + 6).is_none_or(|b| !b.is_ascii_digit())
+        {
+            let joined = format!("{run}{}", &text[i + 1..i + 6]);
+            if check_national_id(&joined, true).is_ok() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The century from the individual number and the two-digit year (SPEC 5.4).
 fn century(individual: u32, year2: u32) -> Option<u16> {
     match (individual, year2) {
@@ -290,6 +326,35 @@ mod tests {
             assert_eq!((facts.birth_year, facts.sex), (None, None));
         } else {
             panic!("pick another prefix for this test: no second control digit");
+        }
+    }
+
+    #[test]
+    fn ids_in_free_text_are_found() {
+        let id = make("150550123");
+        for text in [
+            id.clone(),
+            format!("svc-{id}"),
+            format!("{id}/2"),
+            format!("{} {}", &id[..6], &id[6..]),
+            format!("ref {}-{} x", &id[..6], &id[6..]),
+            make("158550123"), // synthetic (month + 80)
+        ] {
+            assert!(contains_national_id(&text), "{text}");
+        }
+        // Not an id: wrong control digit, longer runs, other groupings, no digits.
+        let mut wrong = id.clone().into_bytes();
+        wrong[10] = b'0' + (wrong[10] - b'0' + 1) % 10;
+        for text in [
+            String::from_utf8(wrong).unwrap(),
+            format!("9{id}"),
+            format!("{id}7"),
+            format!("{} {}", &id[..5], &id[5..]),
+            "Gerica 7.3".to_string(),
+            "bpa-2024-000017".to_string(),
+            String::new(),
+        ] {
+            assert!(!contains_national_id(&text), "{text}");
         }
     }
 }

@@ -162,6 +162,12 @@ fn check_text(out: &mut Vec<FieldViolation>, field: &str, value: &str, required:
             field,
             format!("{field} must not contain control characters"),
         ));
+    } else if crate::national_id::contains_national_id(value) {
+        // Free text is stored as sent: a national id here would reach the log raw.
+        out.push(FieldViolation::new(
+            field,
+            format!("{field} contains what passes as a national id; free-text fields must not carry personal ids"),
+        ));
     }
 }
 

@@ -5,6 +5,7 @@
 //! travel past a service handler; domain types never derive prost or serde.
 
 pub mod codec;
+pub mod grpc_codec;
 pub mod submit;
 
 /// Generated code of package `kpr.v1`.

@@ -322,9 +322,18 @@ fn decode_payload(d: &mut Decoder, prefix: &str, payload: &pb::Payload) -> Optio
             let mut scores = Vec::with_capacity(m.scores.len());
             for (i, s) in m.scores.iter().enumerate() {
                 match Variable::from_number(s.variable as u32) {
-                    Some(v) if s.variable > 0 => {
-                        scores.push((v, u8::try_from(s.score).unwrap_or(u8::MAX)))
-                    }
+                    Some(v) if s.variable > 0 => match u8::try_from(s.score) {
+                        Ok(score) => scores.push((v, score)),
+                        // Reported as sent: a clamped value would name a number the
+                        // caller never wrote.
+                        Err(_) => d.push(
+                            format!("{base}.scores[{i}].score"),
+                            format!(
+                                "score must be 1 to 5, or 9 for not relevant; got {}",
+                                s.score
+                            ),
+                        ),
+                    },
                     _ => d.push(
                         format!("{base}.scores[{i}].variable"),
                         format!("unknown assessment variable {}", s.variable),

@@ -112,23 +112,70 @@ impl From<LogError> for IngestError {
 }
 
 const SUMMARY_ITEMS_MAX: usize = 5;
-/// Most violations carried in the status details: the details travel in a trailer,
-/// and gRPC clients refuse trailers above 8-16 KiB. The message says when more exist.
-pub const DETAILS_ITEMS_MAX: usize = 40;
+/// Bytes of violations (field or subject plus description, before protobuf and base64)
+/// the status details carry at most. The details travel in the
+/// `grpc-status-details-bin` trailer, a third larger in base64, and default gRPC
+/// clients refuse a trailer block above 8 KiB (grpc-core) or 16 KiB: past that a client
+/// sees RESOURCE_EXHAUSTED instead of the refusal. The message says when more exist.
+pub const DETAILS_BYTES_MAX: usize = 3072;
+/// What one violation costs in the details beyond its strings (tags and lengths).
+const DETAIL_OVERHEAD_BYTES: usize = 8;
+/// Longest message (`grpc-message`, percent-encoded in a header), in bytes.
+const MESSAGE_BYTES_MAX: usize = 512;
 
-fn details_note(count: usize) -> String {
-    if count > DETAILS_ITEMS_MAX {
-        format!(" (the details list the first {DETAILS_ITEMS_MAX})")
+/// How many of the items, each of the given size in bytes, fit in the details.
+fn details_fit(sizes: impl Iterator<Item = usize>) -> usize {
+    let mut total = 0;
+    sizes
+        .take_while(|size| {
+            total += size + DETAIL_OVERHEAD_BYTES;
+            total <= DETAILS_BYTES_MAX
+        })
+        .count()
+}
+
+fn field_details_fit(violations: &[EventFieldViolation]) -> usize {
+    details_fit(
+        violations
+            .iter()
+            .map(|v| v.field.len() + v.description.len()),
+    )
+}
+
+fn precondition_details_fit(violations: &[EventPrecondition]) -> usize {
+    details_fit(
+        violations
+            .iter()
+            .map(|v| v.violation.rule.len() + subject(v).len() + v.violation.description.len()),
+    )
+}
+
+fn details_note(count: usize, shown: usize) -> String {
+    if count > shown {
+        format!(" (the details list the first {shown})")
     } else {
         String::new()
     }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 fn summary_fields(violations: &[EventFieldViolation]) -> String {
     let mut text = format!(
         "{} invalid field(s){}: ",
         violations.len(),
-        details_note(violations.len())
+        details_note(violations.len(), field_details_fit(violations))
     );
     let shown: Vec<String> = violations
         .iter()
@@ -146,7 +193,7 @@ fn summary_preconditions(violations: &[EventPrecondition]) -> String {
     let mut text = format!(
         "{} lifecycle rule(s) broken{}: ",
         violations.len(),
-        details_note(violations.len())
+        details_note(violations.len(), precondition_details_fit(violations))
     );
     let shown: Vec<String> = violations
         .iter()
@@ -195,13 +242,13 @@ pub fn to_status(error: &IngestError) -> Status {
     let mut details = ErrorDetails::new();
     let reason = match error {
         IngestError::InvalidArgument { violations } => {
-            for v in violations.iter().take(DETAILS_ITEMS_MAX) {
+            for v in violations.iter().take(field_details_fit(violations)) {
                 details.add_bad_request_violation(v.field.clone(), v.description.clone());
             }
             "INVALID_EVENT"
         }
         IngestError::FailedPrecondition { violations } => {
-            for v in violations.iter().take(DETAILS_ITEMS_MAX) {
+            for v in violations.iter().take(precondition_details_fit(violations)) {
                 details.add_precondition_failure_violation(
                     v.violation.rule,
                     subject(v),
@@ -238,7 +285,7 @@ pub fn to_status(error: &IngestError) -> Status {
         }
     };
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
-    Status::with_error_details(code, error.to_string(), details)
+    Status::with_error_details(code, bounded(error.to_string(), MESSAGE_BYTES_MAX), details)
 }
 
 /// The streaming form of a refusal; `None` for errors that end the stream.
@@ -280,5 +327,47 @@ pub fn to_rejection(error: &IngestError) -> Option<pb::Rejection> {
             precondition_violations: Vec::new(),
         }),
         IngestError::Unavailable(_) | IngestError::Internal(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_of_many_violations_fit_a_default_clients_trailer() {
+        let violations: Vec<EventFieldViolation> = (0..60)
+            .map(|i| {
+                EventFieldViolation::at(
+                    i,
+                    "payload.service_decided.hours_per_week",
+                    "hours per week must be in (0, 168]; got 1e308 — and a long explanation "
+                        .repeat(3),
+                )
+            })
+            .collect();
+        let status = to_status(&IngestError::invalid(violations));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        // base64 in the trailer: 4/3 of the encoded details, under 8 KiB with the message.
+        let trailer = status.details().len() * 4 / 3 + status.message().len() * 3;
+        assert!(trailer < 8 * 1024, "trailer of {trailer} bytes");
+        let shown = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.len());
+        assert!(matches!(shown, Some(n) if n > 0 && n < 60), "{shown:?}");
+        assert!(
+            status.message().starts_with(&format!(
+                "60 invalid field(s) (the details list the first {})",
+                shown.unwrap_or(0)
+            )),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let text = bounded("ø".repeat(2000), MESSAGE_BYTES_MAX);
+        assert!(text.len() <= MESSAGE_BYTES_MAX && text.ends_with('…'));
     }
 }

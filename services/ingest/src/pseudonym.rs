@@ -23,6 +23,16 @@ pub enum KeyError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The key file can be read by other users than its owner.
+    #[error(
+        "pseudonymisation key file {path} is readable by group or others (mode {mode:03o}); make it private (chmod 600) and start again"
+    )]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The key text is not 64 hex digits.
     #[error("pseudonymisation key from {origin} must be 64 hex digits (32 bytes)")]
     Format {
@@ -66,6 +76,37 @@ impl Pseudonymiser {
         Ok(Pseudonymiser { key })
     }
 
+    /// Reads the key from a file that only its owner may read: a key readable by
+    /// others lets them re-identify every person, so such a file is refused.
+    pub fn read_file(path: &Path) -> Result<Pseudonymiser, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let metadata = file.metadata().map_err(io)?;
+            let mode = metadata.permissions().mode() & 0o777;
+            // World-readable is always refused, and so is group-readable for a file
+            // of our own (the operator's slip; chmod 600 mends it). A platform's
+            // secret mount owned by another user and shared with us through a group
+            // (Kubernetes: root-owned, mode 0440, the pod's fsGroup) is how such
+            // platforms hand a secret to a non-root process, and stays allowed.
+            let own = metadata.uid() == rustix::process::getuid().as_raw();
+            if mode & 0o007 != 0 || (own && mode & 0o070 != 0) {
+                return Err(KeyError::Exposed {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut &file, &mut text).map_err(io)?;
+        Pseudonymiser::from_hex(&text, &path.display().to_string())
+    }
+
     /// Reads the key from `path`, or creates it there (mode 0600, random bytes from
     /// the operating system) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<(Pseudonymiser, bool), KeyError> {
@@ -73,11 +114,8 @@ impl Pseudonymiser {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok((
-                Pseudonymiser::from_hex(&text, &path.display().to_string())?,
-                false,
-            )),
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => Ok((Pseudonymiser::read_file(path)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; KEY_BYTES];
                 let mut random = std::fs::File::open("/dev/urandom").map_err(io)?;

@@ -331,6 +331,9 @@ struct DataArgs {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // Everything this binary writes (the log, stores, keys, releases, audit) is for its
+    // owner only, whatever the operator's umask: the files hold health events.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -13,7 +13,6 @@ use kpr_statistics::Statistics;
 use kpr_statistics::http::Surface;
 use kpr_wire::pb::ingest_service_server::IngestServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Where the pseudonymisation key comes from.
 #[derive(Clone, Debug)]
@@ -60,19 +59,23 @@ const KEY_FINGERPRINT_FILE: &str = "pseudonym.key.fingerprint";
 /// Loads the key and checks it is the key this data directory was written with:
 /// pseudonyms made under another key would split every person in two.
 pub fn load_key(config: &ServeConfig) -> anyhow::Result<Pseudonymiser> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    private_dir(&config.data_dir)?;
     let key = match &config.key {
-        KeySource::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the key file {}", path.display()))?;
-            Pseudonymiser::from_hex(&text, &path.display().to_string())?
-        }
+        KeySource::File(path) => Pseudonymiser::read_file(path)?,
         KeySource::Hex(text) => Pseudonymiser::from_hex(text, "KPR_PSEUDONYM_KEY")?,
         KeySource::DataDir => {
-            let (key, created) = Pseudonymiser::load_or_create(&config.data_dir.join(KEY_FILE))?;
+            let path = config.data_dir.join(KEY_FILE);
+            // A new key beside an existing log would split every person in two; refuse
+            // before anything is written, so the operator can restore the key.
+            if !path.exists() && log_dir(&config.data_dir).exists() {
+                bail!(
+                    "{} holds a log but no {KEY_FILE}; restore the key it was written with (or give --pseudonym-key-file); refusing to start, nothing written",
+                    config.data_dir.display()
+                );
+            }
+            let (key, created) = Pseudonymiser::load_or_create(&path)?;
             if created {
-                tracing::info!(path = %config.data_dir.join(KEY_FILE).display(), "created a new pseudonymisation key (mode 0600); back it up");
+                tracing::info!(path = %path.display(), "created a new pseudonymisation key (mode 0600); back it up");
             }
             key
         }
@@ -101,6 +104,29 @@ pub fn load_key(config: &ServeConfig) -> anyhow::Result<Pseudonymiser> {
     Ok(key)
 }
 
+/// Creates `dir` (and its parents) readable by its owner only, and makes an existing
+/// one private: the data directory holds health events, pseudonymised or not. Files
+/// created inside are private through the process's umask (set in `main`).
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), old_mode = format!("{mode:03o}"), "the data directory was readable by others; made it 0700");
+    }
+    Ok(())
+}
+
 /// The sockets `kpr serve` listens on.
 #[derive(Debug)]
 pub struct Listeners {
@@ -123,19 +149,6 @@ fn with_population(stats: Statistics, data_dir: &Path) -> anyhow::Result<Statist
     })
 }
 
-/// The connections a gRPC listener accepts, with Nagle's algorithm off: an answer is
-/// written in several small frames (headers, message, trailers), and with Nagle on a
-/// frame can wait for the client's delayed ACK (tens of milliseconds) before it leaves.
-pub fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
-}
-
 /// Runs the register until `shutdown` resolves, then stops taking writes, lets the
 /// requests in flight finish, flushes the log and returns.
 pub async fn run(
@@ -149,6 +162,11 @@ pub async fn run(
         admin: admin_listener,
     } = listeners;
     let key = load_key(&config)?;
+    let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
+    tracing::info!(
+        connections_max = gate.limits().connections_max,
+        "connection limit (from the file limit)"
+    );
     let options = SledOptions {
         partition_count: config.partitions,
         queue_capacity_batches: config.queue_capacity_batches,
@@ -231,6 +249,7 @@ pub async fn run(
             };
             http_servers.push(tokio::spawn(kpr_statistics::http::serve(
                 listener,
+                Arc::clone(&gate),
                 Arc::clone(&stats),
                 surface,
                 stopped,
@@ -251,12 +270,12 @@ pub async fn run(
     };
     let statistics_grpc =
         kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats)).into_server();
-    let server = tonic::transport::Server::builder()
+    let server = kpr_net::grpc_server(gate.limits())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest)
         .add_service(statistics_grpc)
-        .serve_with_incoming_shutdown(incoming(listener), stopping);
+        .serve_with_incoming_shutdown(gate.incoming(listener), stopping);
     // Connections that stay open (an idle stream) must not hold the shutdown forever:
     // after the grace period the server stops waiting. Appends already enqueued are
     // made durable by `log.close` either way.

@@ -114,6 +114,7 @@ pub async fn run_ingest(
         sync_data: true,
     };
     let key = load_key(&serve_config)?;
+    let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
     let log = Arc::new(kafka.open_log().await?);
     let (ingestor, stats) = Ingestor::open(Arc::clone(&log), key, ingest).await?;
     tracing::info!(
@@ -136,11 +137,11 @@ pub async fn run_ingest(
             ingestor.stop_accepting();
         }
     };
-    tonic::transport::Server::builder()
+    kpr_net::grpc_server(gate.limits())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestGrpc::new(ingestor).into_server(serve_config.message_bytes_max))
-        .serve_with_incoming_shutdown(crate::serve::incoming(listener), stopping)
+        .serve_with_incoming_shutdown(gate.incoming(listener), stopping)
         .await?;
     log.close().await?;
     Ok(())
@@ -283,6 +284,7 @@ pub async fn run_statistics(
     let model = Arc::new(RwLock::new(ReadModel::new()));
     let stats = Arc::new(Statistics::new(Arc::clone(&model)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
     let mut servers = Vec::new();
     for (listener, surface) in [
         (stats_listener, Surface::Public),
@@ -292,6 +294,7 @@ pub async fn run_statistics(
             let mut stop = stop_rx.clone();
             servers.push(tokio::spawn(kpr_statistics::http::serve(
                 listener,
+                Arc::clone(&gate),
                 Arc::clone(&stats),
                 surface,
                 async move {
@@ -304,9 +307,9 @@ pub async fn run_statistics(
         let mut stop = stop_rx.clone();
         let service = kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats)).into_server();
         tokio::spawn(
-            tonic::transport::Server::builder()
+            kpr_net::grpc_server(gate.limits())
                 .add_service(service)
-                .serve_with_incoming_shutdown(crate::serve::incoming(listener), async move {
+                .serve_with_incoming_shutdown(gate.incoming(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }),
         );

@@ -112,12 +112,22 @@ impl<L: EventLog> PrefixSource for LogPrefix<L> {
                         })?;
                     let Some(last) = records.last() else { break };
                     from = last.position.offset + 1;
-                    for record in records.iter().take((count - folded) as usize) {
-                        let (event, _) = kpr_wire::decode_stored(&record.payload)
-                            .map_err(|e| StatsError::Internal(e.to_string()))?;
-                        model.apply(record.position.partition, record.position.offset, &event);
-                        folded += 1;
-                    }
+                    let take = ((count - folded) as usize).min(records.len());
+                    // Decoding and folding is CPU work: off the async threads, which
+                    // must keep answering health checks and cheap queries meanwhile.
+                    let (returned, applied) = tokio::task::spawn_blocking(move || {
+                        let mut model = model;
+                        for record in records.iter().take(take) {
+                            let (event, _) = kpr_wire::decode_stored(&record.payload)
+                                .map_err(|e| StatsError::Internal(e.to_string()))?;
+                            model.apply(record.position.partition, record.position.offset, &event);
+                        }
+                        Ok::<_, StatsError>((model, take as u64))
+                    })
+                    .await
+                    .map_err(|e| StatsError::Internal(e.to_string()))??;
+                    model = returned;
+                    folded += applied;
                 }
             }
             Ok(model)
@@ -251,6 +261,7 @@ pub struct Statistics {
     prefix: Option<Arc<dyn PrefixSource>>,
     releases: Option<ReleaseStore>,
     cache: Mutex<SnapshotCache>,
+    prefix_folds: tokio::sync::Semaphore,
 }
 
 /// Snapshots of the read model at one position: the people of all regions, and each
@@ -263,6 +274,10 @@ struct SnapshotCache {
     /// Rendered answers at this generation: a table at a log position never changes.
     answers: HashMap<String, Rendered>,
 }
+
+/// "As known at" folds running at once: each reads and folds a prefix of the log on
+/// a core of its own, so more would only slow each other and the live model.
+pub const PREFIX_FOLDS_MAX: usize = 2;
 
 /// Most answers kept per generation.
 const ANSWERS_MAX: usize = 4096;
@@ -284,6 +299,7 @@ impl Statistics {
             prefix: None,
             releases: None,
             cache: Mutex::new(SnapshotCache::default()),
+            prefix_folds: tokio::sync::Semaphore::new(PREFIX_FOLDS_MAX),
         }
     }
 
@@ -317,19 +333,33 @@ impl Statistics {
             .ok_or_else(|| StatsError::NotFound("this register keeps no releases".into()))
     }
 
-    /// Renders a table "as known at" `request.at` (folds that prefix of the log).
-    pub async fn render_at(&self, request: &TableRequest) -> Result<Rendered, StatsError> {
+    /// Renders a table "as known at" `request.at` (folds that prefix of the log). At
+    /// most [`PREFIX_FOLDS_MAX`] such folds run at once, each on the blocking pool.
+    pub async fn render_at(
+        self: &Arc<Self>,
+        request: TableRequest,
+    ) -> Result<Rendered, StatsError> {
         let (Some(prefix), Some(at)) = (&self.prefix, &request.at) else {
             return Err(StatsError::BadRequest(
                 "as-known-at queries are not available here".into(),
             ));
         };
+        let _permit = self
+            .prefix_folds
+            .acquire()
+            .await
+            .map_err(|e| StatsError::Internal(e.to_string()))?;
         let model = prefix.fold_to(at).await?;
-        let mut table = compute(&model, &self.population, &request.query);
-        if !request.exact {
-            disclosure::protect(&mut table);
-        }
-        Ok(render(&table, request.format))
+        let stats = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut table = compute(&model, &stats.population, &request.query);
+            if !request.exact {
+                disclosure::protect(&mut table);
+            }
+            render(&table, request.format)
+        })
+        .await
+        .map_err(|e| StatsError::Internal(e.to_string()))
     }
 
     /// The read model.

@@ -1,14 +1,18 @@
 //! Errors of the statistics service, and the one place they become HTTP statuses.
 
+/// What the public surface refuses when exact numbers are asked for.
+pub const EXACT_ONLY_ADMIN: &str =
+    "exact numbers (exact=true) and \"as known at\" (at=) are served";
+
 /// Why a statistics request was not answered.
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
     /// A malformed or unknown parameter.
     #[error("{0}")]
     BadRequest(String),
-    /// Exact numbers asked for on the public surface.
-    #[error("exact numbers are served only on the operator (admin) listener")]
-    Forbidden,
+    /// Something only operators may do, asked for on the public surface; says what.
+    #[error("{0} only on the operator (admin) listener, not on this public one")]
+    Forbidden(&'static str),
     /// No such figure, region or release.
     #[error("{0}")]
     NotFound(String),
@@ -28,7 +32,7 @@ impl StatsError {
     pub fn http_status(&self) -> u16 {
         match self {
             StatsError::BadRequest(_) => 400,
-            StatsError::Forbidden => 403,
+            StatsError::Forbidden(_) => 403,
             StatsError::NotFound(_) => 404,
             StatsError::Conflict(_) => 409,
             StatsError::Unavailable(_) => 503,

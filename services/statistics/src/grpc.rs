@@ -9,7 +9,7 @@ use kpr_wire::pb::statistics_service_server::{StatisticsService, StatisticsServi
 use tonic::{Request, Response, Status};
 
 use crate::api::{Format, Rendered, Statistics, TableRequest};
-use crate::error::StatsError;
+use crate::error::{EXACT_ONLY_ADMIN, StatsError};
 
 /// The gRPC face of [`Statistics`].
 pub struct StatisticsGrpc {
@@ -32,7 +32,7 @@ impl StatisticsGrpc {
 pub fn to_status(error: &StatsError) -> Status {
     match error {
         StatsError::BadRequest(m) => Status::invalid_argument(m.clone()),
-        StatsError::Forbidden => Status::permission_denied(error.to_string()),
+        StatsError::Forbidden(_) => Status::permission_denied(error.to_string()),
         StatsError::NotFound(m) => Status::not_found(m.clone()),
         StatsError::Conflict(m) => Status::already_exists(m.clone()),
         StatsError::Unavailable(m) => Status::unavailable(m.clone()),
@@ -108,7 +108,7 @@ impl StatisticsService for StatisticsGrpc {
             TableRequest::parse(&r.figure, &query.join("&")).map_err(|e| to_status(&e))?;
         // This is the public surface: never exact, never "as known at".
         if table_request.exact || table_request.at.is_some() {
-            return Err(to_status(&StatsError::Forbidden));
+            return Err(to_status(&StatsError::Forbidden(EXACT_ONLY_ADMIN)));
         }
         table_request.format = format_of(r.format);
         let stats = Arc::clone(&self.stats);

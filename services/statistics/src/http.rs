@@ -97,10 +97,10 @@ async fn table(
         Err(e) => return error_response(&e),
     };
     if (request.exact || request.at.is_some()) && state.surface == Surface::Public {
-        return error_response(&StatsError::Forbidden);
+        return error_response(&StatsError::Forbidden(crate::error::EXACT_ONLY_ADMIN));
     }
     if request.at.is_some() {
-        return match state.stats.render_at(&request).await {
+        return match state.stats.render_at(request).await {
             Ok(r) => rendered_response(r, None),
             Err(e) => error_response(&e),
         };
@@ -127,7 +127,9 @@ async fn publish(
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
     if state.surface == Surface::Public {
-        return error_response(&StatsError::Forbidden);
+        return error_response(&StatsError::Forbidden(
+            "releases are published (POST /v1/releases/{name}?year=YYYY)",
+        ));
     }
     let query = query.unwrap_or_default();
     let Some(year) = query_value(&query, "year").and_then(|y| y.parse::<i32>().ok()) else {
@@ -220,11 +222,10 @@ pub fn router(stats: Arc<Statistics>, surface: Surface) -> Router {
 /// Serves one surface on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
+    gate: Arc<kpr_net::Gate>,
     stats: Arc<Statistics>,
     surface: Surface,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(stats, surface))
-        .with_graceful_shutdown(shutdown)
-        .await
+    kpr_net::serve_http(listener, gate, router(stats, surface), shutdown).await
 }

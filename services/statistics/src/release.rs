@@ -93,8 +93,13 @@ fn decode(bytes: &[u8]) -> Result<Rendered, StatsError> {
 
 /// Whether a release name is acceptable: 1-64 of `A-Z a-z 0-9 . _ -`.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
+    // It starts with a letter or digit, so `.`, `..` and hidden-file names are out: they
+    // are path segments a URL cannot carry back to the release.
+    name.len() <= 64
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
@@ -140,7 +145,8 @@ impl ReleaseStore {
             .map_err(|_| StatsError::Internal("publish lock poisoned".into()))?;
         if !valid_name(name) {
             return Err(StatsError::BadRequest(
-                "a release name is 1-64 of A-Z a-z 0-9 . _ -".into(),
+                "a release name is 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+                    .into(),
             ));
         }
         if self.manifests.contains_key(name).map_err(storage)? {
