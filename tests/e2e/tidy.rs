@@ -92,7 +92,27 @@ fn dependency_rules_hold() {
                 "kpr-net",
             ][..],
         ),
+        // The benchmarks: on top of everything, and nothing may depend on them.
+        (
+            "kpr-bench",
+            &[
+                "kpr",
+                "kpr-domain",
+                "kpr-wire",
+                "kpr-eventlog",
+                "kpr-eventlog-sled",
+                "kpr-eventlog-kafka",
+                "kpr-ingest",
+                "kpr-synth",
+                "kpr-projection",
+                "kpr-statistics",
+            ][..],
+        ),
     ]);
+    assert!(
+        allowed.values().all(|deps| !deps.contains(&"kpr-bench")),
+        "nothing in the product may depend on the benchmarks"
+    );
     let members = members();
     assert_eq!(
         members.len(),
@@ -124,7 +144,13 @@ fn dependency_rules_hold() {
                 "the pure core depends on thiserror only"
             );
         }
-        if !matches!(name.as_str(), "kpr") {
+        if name == "kpr" {
+            assert!(
+                !deps.iter().any(|d| d.contains("postgres")),
+                "the operator's binary links no PostgreSQL client (the baseline is kpr-bench's)"
+            );
+        }
+        if !matches!(name.as_str(), "kpr" | "kpr-bench") {
             for binary_only in ["anyhow", "clap", "tracing-subscriber"] {
                 assert!(
                     !deps.iter().any(|d| d == binary_only),

@@ -5,8 +5,6 @@
 //! **Architecture invariant:** this is the only crate that names a concrete log
 //! backend and composes services; the services themselves are generic over the log.
 
-pub mod bench;
-pub mod bench_pg;
 pub mod bulk;
 pub mod demo;
 pub mod http_client;

@@ -42,8 +42,6 @@ enum Command {
     Publish(PublishArgs),
     /// Reference data: `kpr refdata import --data DIR FILE` stores a newer population CSV.
     Refdata(RefdataArgs),
-    /// Read-side benchmark on the demo population: rebuild speed, peak RSS, query latency.
-    Bench(BenchArgs),
     /// Log operations: `kpr log copy --from sled:DIR --to kafka:BROKERS/TOPIC` (and back).
     Log(LogArgs),
     /// Split deployment: an ingest node writing its partitions of the Kafka topic.
@@ -145,44 +143,6 @@ struct LogArgs {
     /// Target (must be empty): sled:DATA_DIR or kafka:BROKERS/TOPIC.
     #[arg(long)]
     to: String,
-}
-
-#[derive(Debug, Args)]
-struct BenchArgs {
-    /// What to measure: `read` (rebuild and queries), `ingest` (durable gRPC ingest),
-    /// or `all`: ingest (and on Kafka with --kafka), then read on the national data set
-    /// at 1 M events (with the baselines asked for) and at 20 M events.
-    #[arg(default_value = "read")]
-    what: String,
-    /// Seconds per ingest phase.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
-    /// Persons in the demo population.
-    #[arg(long, default_value_t = 2000)]
-    persons: u32,
-    /// Load the national data set at this share of the country instead of the demo
-    /// population, and print its calibration against the published figures.
-    #[arg(long)]
-    scale: Option<f64>,
-    /// Years of history of the national data set (with --scale).
-    #[arg(long, default_value_t = 10)]
-    years: u32,
-    /// Rounds of every figure per region.
-    #[arg(long, default_value_t = 20)]
-    repeat: u32,
-    /// Keep the written log in this data directory, and reuse it when it holds one
-    /// (read benchmark).
-    #[arg(long)]
-    keep: Option<PathBuf>,
-    /// Kafka-protocol brokers (`host:port`). `read`: also copy the log there and
-    /// rebuild from it. `ingest`: run against the Kafka backend (the `kpr ingest` role,
-    /// in-process, on a fresh topic) instead of `kpr serve` on sled.
-    #[arg(long, value_name = "BROKERS")]
-    kafka: Option<String>,
-    /// Also run the PostgreSQL baseline side by side (installs Debian's package if
-    /// missing, starts its own server on loopback, stops it by PID).
-    #[arg(long, env = "KPR_BENCH_POSTGRES")]
-    postgres: bool,
 }
 
 #[derive(Debug, Args)]
@@ -393,63 +353,6 @@ fn main() -> anyhow::Result<()> {
                 println!("copied {copied} records from {} to {}", args.from, args.to);
                 Ok(())
             }
-            Command::Bench(args) => match args.what.as_str() {
-                "read" => {
-                    let source = match args.scale {
-                        Some(scale) => kpr::bench::Source::National {
-                            scale,
-                            years: args.years,
-                        },
-                        None => kpr::bench::Source::Demo {
-                            persons: args.persons,
-                        },
-                    };
-                    kpr::bench::run(kpr::bench::ReadArgs {
-                        source,
-                        repeat: args.repeat,
-                        keep: args.keep,
-                        kafka: args.kafka,
-                        postgres: args.postgres,
-                    })
-                    .await
-                }
-                "ingest" => {
-                    let figures = kpr::bench::run_ingest(args.seconds, args.kafka.as_deref()).await?;
-                    if args.postgres {
-                        kpr::bench_pg::run_ingest(&figures, args.seconds).await?;
-                    }
-                    Ok(())
-                }
-                "all" => {
-                    let figures = kpr::bench::run_ingest(args.seconds, None).await?;
-                    if args.postgres {
-                        kpr::bench_pg::run_ingest(&figures, args.seconds).await?;
-                    }
-                    if let Some(brokers) = &args.kafka {
-                        kpr::bench::run_ingest(args.seconds, Some(brokers)).await?;
-                    }
-                    // 1 M events with every baseline; then a national decade (~20 M),
-                    // kept in --keep when given.
-                    for (scale, keep, kafka, postgres) in [
-                        (0.05, None, args.kafka.clone(), args.postgres),
-                        (1.0, args.keep.clone(), None, false),
-                    ] {
-                        kpr::bench::run(kpr::bench::ReadArgs {
-                            source: kpr::bench::Source::National {
-                                scale,
-                                years: args.years,
-                            },
-                            repeat: args.repeat,
-                            keep,
-                            kafka,
-                            postgres,
-                        })
-                        .await?;
-                    }
-                    Ok(())
-                }
-                other => anyhow::bail!("unknown benchmark {other:?}: read, ingest or all"),
-            },
             Command::Refdata(args) => {
                 anyhow::ensure!(
                     args.action == "import",

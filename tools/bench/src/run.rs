@@ -1,6 +1,6 @@
-//! `kpr bench`: figures for the read side on the demo population or the national data
+//! `kpr-bench read` and `ingest`: figures for the read side on the demo population or the national data
 //! set. It writes the events into a fresh sled log (validated and pseudonymised as
-//! ingest does, without gRPC: `crate::bulk`), rebuilds the read model from that log (read, CRC check, decode, fold) and
+//! ingest does, without gRPC: `kpr::bulk`), rebuilds the read model from that log (read, CRC check, decode, fold) and
 //! times statistics queries per municipality and for the nation. Output is one
 //! `key=value` line per figure, for scripts.
 
@@ -35,7 +35,7 @@ pub enum Source {
 }
 
 /// Writes the data of `source` into a new sled log in `dir` (validated and
-/// pseudonymised as ingest does, see [`crate::bulk`]); returns the event count.
+/// pseudonymised as ingest does, see [`kpr::bulk`]); returns the event count.
 async fn write_source(dir: &std::path::Path, source: Source, today: Date) -> anyhow::Result<u64> {
     let log = SledLog::open(
         dir,
@@ -50,12 +50,12 @@ async fn write_source(dir: &std::path::Path, source: Source, today: Date) -> any
             let mut config = kpr_synth::DemoConfig::standard(today);
             config.persons = persons;
             let batches = kpr_synth::generate(&config).into_iter();
-            crate::bulk::write_log(&log, batches, today, &key, |_| {}).await?
+            kpr::bulk::write_log(&log, batches, today, &key, |_| {}).await?
         }
         Source::National { scale, years } => {
             let config = national_config(scale, years, today);
             let batches = kpr_synth::national(&config);
-            crate::bulk::write_log(&log, batches, today, &key, |_| {}).await?
+            kpr::bulk::write_log(&log, batches, today, &key, |_| {}).await?
         }
     };
     log.close().await?;
@@ -139,7 +139,7 @@ pub(crate) fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// What `kpr bench read` measures on.
+/// What `kpr-bench read` measures on.
 #[derive(Clone, Debug)]
 pub struct ReadArgs {
     /// The population written into the log.
@@ -201,7 +201,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
             false,
         ),
     };
-    let log_dir = crate::serve::log_dir(&dir);
+    let log_dir = kpr::serve::log_dir(&dir);
     if !(keep && log_dir.exists()) {
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
@@ -226,13 +226,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         // not the generator's.
         let mut child = std::process::Command::new(std::env::current_exe()?);
         child
-            .args([
-                "bench",
-                "read",
-                "--repeat",
-                &args.repeat.to_string(),
-                "--keep",
-            ])
+            .args(["read", "--repeat", &args.repeat.to_string(), "--keep"])
             .arg(&dir);
         if let Some(brokers) = &args.kafka {
             child.args(["--kafka", brokers]);
@@ -267,9 +261,9 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
     if let Some(brokers) = &args.kafka {
         let topic = format!("kpr-bench-{}", std::process::id());
         let started = Instant::now();
-        let copied = crate::logcopy::copy(
-            &crate::logcopy::Location::Sled(dir.clone()),
-            &crate::logcopy::Location::Kafka {
+        let copied = kpr::logcopy::copy(
+            &kpr::logcopy::Location::Sled(dir.clone()),
+            &kpr::logcopy::Location::Kafka {
                 brokers: brokers.clone(),
                 topic: topic.clone(),
             },
@@ -367,7 +361,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
     }
     if args.postgres {
         // The SQL baseline loads the same log the model was rebuilt from.
-        crate::bench_pg::run_read(&log_dir, &stats, year, args.repeat).await?;
+        crate::postgres::run_read(&log_dir, &stats, year, args.repeat).await?;
     }
     Ok(())
 }
@@ -492,7 +486,7 @@ async fn ingest_phase(
     });
     let mut connected = Vec::new();
     for _ in 0..clients {
-        connected.push(crate::demo::connect(&endpoint, std::time::Duration::from_secs(30)).await?);
+        connected.push(kpr::demo::connect(&endpoint, std::time::Duration::from_secs(30)).await?);
     }
     let (cpu_total, cpu_client) = cpu_seconds();
     let started = Instant::now();
@@ -573,7 +567,7 @@ pub(crate) fn today() -> Date {
     )
 }
 
-/// One figure of `kpr bench ingest` (one printed `bench.ingest` line).
+/// One figure of `kpr-bench ingest` (one printed `bench.ingest` line).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IngestFigure {
     /// The log behind the server: `sled` or `kafka`.
@@ -696,24 +690,24 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
     let (backend, server) = match kafka {
         None => {
             println!("bench.disk fsync_per_s={:.0}", fsync_rate(&dir, 1.0)?);
-            let config = crate::serve::ServeConfig {
+            let config = kpr::serve::ServeConfig {
                 data_dir: dir.clone(),
                 partitions: 16,
-                key: crate::serve::KeySource::DataDir,
+                key: kpr::serve::KeySource::DataDir,
                 allow_synthetic_ids: true,
                 batch_events_max: 5000,
                 message_bytes_max: 16 * 1024 * 1024,
                 queue_capacity_batches: 65_536,
                 sync_data: true,
             };
-            let listeners = crate::serve::Listeners {
+            let listeners = kpr::serve::Listeners {
                 grpc,
                 stats: None,
                 admin: None,
             };
             (
                 "sled",
-                tokio::spawn(crate::serve::run(config, listeners, shutdown)),
+                tokio::spawn(kpr::serve::run(config, listeners, shutdown)),
             )
         }
         Some(brokers) => {
@@ -721,17 +715,17 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
-            let topic = crate::split::KafkaTopic {
+            let topic = kpr::split::KafkaTopic {
                 brokers: brokers.to_string(),
                 topic: format!("kpr-bench-{}-{nanos}", std::process::id()),
                 partitions: 16,
                 replication: 1,
             };
             let config = kpr_ingest::IngestConfig::single_node(5000, true);
-            let server = crate::split::run_ingest(
+            let server = kpr::split::run_ingest(
                 topic,
                 dir.clone(),
-                crate::serve::KeySource::DataDir,
+                kpr::serve::KeySource::DataDir,
                 config,
                 grpc,
                 shutdown,

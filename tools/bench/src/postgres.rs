@@ -1,9 +1,9 @@
-//! `kpr bench … --postgres`: the side-by-side baseline. It starts Debian's PostgreSQL
+//! `kpr-bench … --postgres`: the side-by-side baseline. It starts Debian's PostgreSQL
 //! on loopback (installing the package when it is missing), with `fsync` and
 //! `synchronous_commit` on, in a fresh directory, and stops it by its PID at the end
 //! (also when the benchmark fails midway: [`PgServer`] stops it on drop).
 //!
-//! - Ingest: the same batches as `kpr bench ingest` (same generator, clients, batch
+//! - Ingest: the same batches as `kpr-bench ingest` (same generator, clients, batch
 //!   sizes, peak and half of peak), each batch one multi-row `INSERT` (one statement,
 //!   so one transaction and one commit) into an append-only `events` table.
 //! - Queries: the stored events the read bench rebuilt from are copied (binary `COPY`)
@@ -11,7 +11,7 @@
 //!   raw events: corrections, the decision in force, pauses, hours changes, death),
 //!   checked cell by cell against the register's exact figures, and timed.
 //!
-//! Output is `key=value` lines like the rest of `kpr bench`. A disagreement between the
+//! Output is `key=value` lines like the rest of `kpr-bench`. A disagreement between the
 //! SQL and the register is printed and makes the benchmark fail. The register's side of
 //! each query ratio is timed here too, three ways (`bench.register.query`): the answer
 //! kept for the model's generation (warm), computed from the region's snapshot
@@ -41,7 +41,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
-use crate::bench::{IngestFigure, percentile_ms};
+use crate::run::{IngestFigure, percentile_ms};
 
 /// The population the register's denominators come from (`Population::embedded`).
 const POPULATION_CSV: &str =
@@ -551,7 +551,7 @@ pub async fn run_ingest(register: &[IngestFigure], seconds: f64) -> anyhow::Resu
     let admin = server.connect().await?;
     admin.batch_execute(CREATE_TABLE).await?;
     admin.batch_execute(CONSTRAINTS).await?;
-    let today = crate::bench::today();
+    let today = crate::run::today();
     println!(
         "bench.pg.ingest.method statement=multi_row_insert transaction=one_per_batch synchronous_commit=on"
     );
@@ -636,7 +636,7 @@ async fn pg_phase(
     today: Date,
 ) -> anyhow::Result<(f64, Vec<f64>)> {
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(
-        crate::bench::rand_base() & !7,
+        crate::run::rand_base() & !7,
     ));
     let interval = target_events_per_s
         .map(|rate| Duration::from_secs_f64(f64::from(clients) * f64::from(batch) / rate.max(1.0)));
@@ -759,7 +759,7 @@ fn ingest_row(
     rules: &Rules,
     key: &Pseudonymiser,
 ) -> anyhow::Result<Row> {
-    let raw = crate::bench::ingest_event(counter, today);
+    let raw = crate::run::ingest_event(counter, today);
     let submitted =
         decode_submitted(&raw).map_err(|v| anyhow::anyhow!("bench event refused: {v:?}"))?;
     let resolved =
