@@ -180,7 +180,12 @@ impl Fact {
                 date: *end_date,
                 reason: *reason,
             },
-            _ => return None,
+            // Named one by one, no wildcard: a new event kind must be placed here.
+            Payload::WaitingListEntered { .. }
+            | Payload::FunctionalAssessment { .. }
+            | Payload::HealthCheck { .. }
+            | Payload::PersonDied { .. }
+            | Payload::Correction(_) => return None,
         })
     }
 
