@@ -665,6 +665,18 @@ class IngestApiTest(unittest.TestCase):
         services = {(f.package, s.name): {m.name for m in s.method} for f in files for s in f.service}
         self.assertEqual(services.get(("kpr.v1", "IngestService")), {"Append", "AppendStream"})
 
+    def test_i_reflection_v1alpha_lists_services_to_grpcio_reflection(self):
+        # grpcio-reflection's own client (as grpcurl 1.8) speaks only v1alpha.
+        from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+            ProtoReflectionDescriptorDatabase,
+        )
+        database = ProtoReflectionDescriptorDatabase(SERVER.channel)
+        names = set(database.get_services())
+        self.assertIn("kpr.v1.IngestService", names)
+        self.assertIn("grpc.health.v1.Health", names)
+        described = database.FindFileContainingSymbol("kpr.v1.IngestService")
+        self.assertEqual(described.package, "kpr.v1")
+
     # -- (j) ------------------------------------------------------------------
 
     def test_j_impossible_calendar_date(self):

@@ -149,6 +149,25 @@ fn with_population(stats: Statistics, data_dir: &Path) -> anyhow::Result<Statist
     })
 }
 
+/// Server reflection of kpr's and health's protos, as `v1` and as `v1alpha`: grpcurl
+/// 1.8 and Python's grpcio-reflection speak only `v1alpha`.
+#[allow(clippy::type_complexity)]
+pub fn reflection() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kpr_wire::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}
+
 /// Runs the register until `shutdown` resolves, then stops taking writes, lets the
 /// requests in flight finish, flushes the log and returns.
 pub async fn run(
@@ -194,14 +213,11 @@ pub async fn run(
         >>()
         .await;
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(kpr_wire::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (reflection, reflection_v1alpha) = reflection()?;
     let ingest = IngestGrpc::new(Arc::clone(&ingestor)).into_server(config.message_bytes_max);
 
     let address = listener.local_addr()?;
-    tracing::info!(%address, data = %config.data_dir.display(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection");
+    tracing::info!(%address, data = %config.data_dir.display(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection (v1, v1alpha)");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
 
     // The read side in the same process: catch up with the log, then tail it.
@@ -273,6 +289,7 @@ pub async fn run(
     let server = kpr_net::grpc_server(gate.limits())
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ingest)
         .add_service(statistics_grpc)
         .serve_with_incoming_shutdown(gate.incoming(listener), stopping);

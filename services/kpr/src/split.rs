@@ -126,10 +126,7 @@ pub async fn run_ingest(
     health
         .set_serving::<IngestServiceServer<IngestGrpc<KafkaLog>>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(kpr_wire::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (reflection, reflection_v1alpha) = crate::serve::reflection()?;
     let stopping = {
         let ingestor = Arc::clone(&ingestor);
         async move {
@@ -140,6 +137,7 @@ pub async fn run_ingest(
     kpr_net::grpc_server(gate.limits())
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(IngestGrpc::new(ingestor).into_server(serve_config.message_bytes_max))
         .serve_with_incoming_shutdown(gate.incoming(listener), stopping)
         .await?;
