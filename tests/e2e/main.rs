@@ -8,6 +8,7 @@
 mod support;
 
 mod bad_input;
+mod bulk;
 mod crash;
 mod golden;
 mod hostile;

@@ -13,20 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use kpr_domain::date::Date;
 use kpr_domain::event::{EventId, StoredEvent};
 use kpr_domain::municipality::{MunicipalityCode, Registry};
 use kpr_domain::state::{MunicipalityState, NewEvent, ServiceKey, Undo};
-use kpr_domain::validate::{Rules, validate};
+use kpr_domain::validate::Rules;
 use kpr_eventlog::{AppendTicket, EventLog, LogError, Position, ReadOptions, partition_for};
-use kpr_wire::{StoredMeta, decode_stored, decode_submitted, encode_stored, pb};
-use prost::Message;
-use sha2::{Digest, Sha256};
+use kpr_wire::{decode_stored, pb};
 use tokio::sync::watch;
 
 use crate::error::{EventFieldViolation, EventPrecondition, IngestError};
-use crate::pseudonym::{Pseudonymiser, hex};
+use crate::pseudonym::Pseudonymiser;
 
 /// Settings of the ingest service.
 #[derive(Clone, Debug)]
@@ -270,7 +267,7 @@ impl<L: EventLog> Ingestor<L> {
             today: today(),
             allow_synthetic_ids: self.config.allow_synthetic_ids,
         };
-        let prepared = self.prepare(events, &rules, received_at)?;
+        let prepared = crate::prepare::prepare(&self.pseudonymiser, events, &rules, received_at)?;
         // Every event was prepared (or the batch was refused above): acks and
         // violations below index the request by position.
         let (Some(first), true) = (prepared.first(), prepared.len() == events.len()) else {
@@ -398,77 +395,6 @@ impl<L: EventLog> Ingestor<L> {
         }
     }
 
-    /// Decodes, validates, pseudonymises and encodes every event of a batch. All
-    /// field violations of the batch are reported together.
-    fn prepare(
-        &self,
-        events: &[pb::Event],
-        rules: &Rules,
-        received_at: i64,
-    ) -> Result<Vec<(StoredEvent, [u8; 32], Bytes)>, IngestError> {
-        let mut violations = Vec::new();
-        let mut out = Vec::with_capacity(events.len());
-        let mut batch_municipality: Option<MunicipalityCode> = None;
-        for (index, raw) in events.iter().enumerate() {
-            let submitted = match decode_submitted(raw) {
-                Ok(s) => s,
-                Err(v) if v.is_empty() => {
-                    violations.push(EventFieldViolation::at(
-                        index,
-                        "payload",
-                        "the event could not be decoded",
-                    ));
-                    continue;
-                }
-                Err(v) => {
-                    violations.extend(
-                        v.into_iter()
-                            .map(|v| EventFieldViolation::from_domain(index, v)),
-                    );
-                    continue;
-                }
-            };
-            let resolved = match validate(&submitted, rules) {
-                Ok(r) => r,
-                Err(v) => {
-                    violations.extend(
-                        v.into_iter()
-                            .map(|v| EventFieldViolation::from_domain(index, v)),
-                    );
-                    continue;
-                }
-            };
-            match batch_municipality {
-                None => batch_municipality = Some(resolved.municipality),
-                Some(first) if first != resolved.municipality => {
-                    violations.push(EventFieldViolation::at(
-                        index,
-                        "municipality",
-                        format!("a batch carries events of one municipality; this event counts under {} but the batch under {first}", resolved.municipality),
-                    ));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let pseudonym = self.pseudonymiser.pseudonym(&submitted.person.national_id);
-            let digest = content_digest(raw, &hex(&pseudonym));
-            let event = submitted.into_stored(resolved, pseudonym);
-            let bytes = encode_stored(
-                &event,
-                &StoredMeta {
-                    content_digest: digest,
-                    received_at_unix_ms: received_at,
-                },
-            );
-            out.push((event, digest, bytes));
-        }
-        if violations.is_empty() {
-            Ok(out)
-        } else {
-            Err(IngestError::invalid(violations))
-        }
-    }
-
     fn mark_durable(
         &self,
         municipality: &MunicipalityCode,
@@ -589,20 +515,10 @@ fn apply(state: &mut MunicipalityState<Meta>, event: &StoredEvent, meta: Meta) -
     )
 }
 
-/// SHA-256 over the canonical encoding of the event as sent, with the national id
-/// replaced by its pseudonym: "same content" for idempotency (SPEC 5.4), computed
-/// without keeping the raw id anywhere.
-fn content_digest(event: &pb::Event, pseudonym_hex: &str) -> [u8; 32] {
-    let mut canonical = event.clone();
-    if let Some(person) = canonical.person.as_mut() {
-        person.national_id = pseudonym_hex.to_string();
-    }
-    Sha256::digest(canonical.encode_to_vec()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use kpr_eventlog::memory::MemoryLog;
 
     /// A log that refuses appends as if its queue were full (unit-test double).

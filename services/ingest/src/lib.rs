@@ -12,6 +12,7 @@
 pub mod error;
 pub mod grpc;
 pub mod ingestor;
+pub mod prepare;
 pub mod pseudonym;
 
 pub use error::{IngestError, to_status};

@@ -1,6 +1,6 @@
 //! Bulk loading: synthetic batches written straight into a log, without gRPC. Each
-//! event is decoded, validated (synthetic ids allowed), pseudonymised and encoded
-//! exactly as ingest does, and each batch is appended whole to its municipality's
+//! event goes through ingest's own prepare step (`kpr_ingest::prepare`: decoded,
+//! validated with synthetic ids allowed, pseudonymised, encoded with its digest), and each batch is appended whole to its municipality's
 //! partition. Lifecycle rules are not checked here: the generators' own tests run
 //! every event through them.
 //!
@@ -13,11 +13,10 @@ use std::collections::VecDeque;
 use anyhow::Context;
 use bytes::Bytes;
 use kpr_domain::date::Date;
-use kpr_domain::validate::{Rules, validate};
+use kpr_domain::validate::Rules;
 use kpr_eventlog::{AppendTicket, EventLog, LogError, partition_for};
 use kpr_ingest::Pseudonymiser;
 use kpr_synth::Batch;
-use kpr_wire::{StoredMeta, decode_submitted, encode_stored};
 
 /// Appends enqueued and not yet awaited.
 pub const TICKETS_IN_FLIGHT_MAX: usize = 64;
@@ -151,36 +150,27 @@ async fn settle_oldest(
     Ok(())
 }
 
-/// Validates, pseudonymises and encodes one batch as ingest does.
+/// Prepares one batch with ingest's own step (`kpr_ingest::prepare`): the same
+/// validation, pseudonyms, digests and bytes as if it had come through gRPC.
 fn prepare(
     batch: &Batch,
     rules: &Rules,
     key: &Pseudonymiser,
     partition_count: u32,
 ) -> anyhow::Result<Prepared> {
-    let mut payloads = Vec::with_capacity(batch.events.len());
-    let mut municipality = None;
-    for (index, raw) in batch.events.iter().enumerate() {
-        let submitted = decode_submitted(raw)
-            .map_err(|v| anyhow::anyhow!("event {index} of a batch refused: {v:?}"))?;
-        let resolved = validate(&submitted, rules)
-            .map_err(|v| anyhow::anyhow!("event {index} of a batch refused: {v:?}"))?;
-        municipality = Some(resolved.municipality);
-        let pseudonym = key.pseudonym(&submitted.person.national_id);
-        let event = submitted.into_stored(resolved, pseudonym);
-        payloads.push(encode_stored(
-            &event,
-            &StoredMeta {
-                content_digest: [0; 32],
-                received_at_unix_ms: 0,
-            },
-        ));
-    }
-    let partition = municipality
-        .map(|m| partition_for(m.as_str().as_bytes(), partition_count))
+    let prepared = kpr_ingest::prepare::prepare(key, &batch.events, rules, 0)
+        .map_err(|e| anyhow::anyhow!("a batch was refused: {e}"))?;
+    let partition = prepared
+        .first()
+        .map(|(event, _, _)| {
+            partition_for(
+                event.envelope.municipality.as_str().as_bytes(),
+                partition_count,
+            )
+        })
         .unwrap_or(0);
     Ok(Prepared {
         partition,
-        payloads,
+        payloads: prepared.into_iter().map(|(_, _, bytes)| bytes).collect(),
     })
 }
