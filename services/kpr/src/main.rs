@@ -41,9 +41,11 @@ enum Command {
     /// Freeze a release of every figure for every region at the current log position.
     Publish(PublishArgs),
     /// Reference data: `kpr refdata import --data DIR FILE` stores a newer population CSV.
-    Refdata(RefdataArgs),
+    #[command(subcommand)]
+    Refdata(RefdataCommand),
     /// Log operations: `kpr log copy --from sled:DIR --to kafka:BROKERS/TOPIC` (and back).
-    Log(LogArgs),
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Split deployment: an ingest node writing its partitions of the Kafka topic.
     Ingest(IngestArgs),
     /// Split deployment: a projector node (local store; publishes to TOPIC.projection).
@@ -133,10 +135,20 @@ struct StatisticsArgs {
     admin_addr: Option<SocketAddr>,
 }
 
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Copy a whole log to an empty one (sled or Kafka), keeping order and bytes.
+    Copy(LogCopyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RefdataCommand {
+    /// Store a newer population CSV (SSB 07459) in the data directory.
+    Import(RefdataImportArgs),
+}
+
 #[derive(Debug, Args)]
-struct LogArgs {
-    /// Only `copy` for now.
-    action: String,
+struct LogCopyArgs {
     /// Source: sled:DATA_DIR or kafka:BROKERS/TOPIC (nothing may write to it meanwhile).
     #[arg(long)]
     from: String,
@@ -146,9 +158,7 @@ struct LogArgs {
 }
 
 #[derive(Debug, Args)]
-struct RefdataArgs {
-    /// Only `import` for now.
-    action: String,
+struct RefdataImportArgs {
     /// The CSV to import (SSB 07459 shape: aar,kommunenummer,kjonn,alder,personer).
     file: PathBuf,
     /// Data directory of the register (used from its next start).
@@ -345,20 +355,14 @@ fn main() -> anyhow::Result<()> {
                 let admin = http_listener(args.admin_addr, DEFAULT_ADMIN_ADDR, "admin").await?;
                 kpr::split::run_statistics(args.kafka.topic(), grpc, stats, admin, shutdown_signal()).await
             }
-            Command::Log(args) => {
-                anyhow::ensure!(args.action == "copy", "unknown log action {:?}; use copy", args.action);
+            Command::Log(LogCommand::Copy(args)) => {
                 let from = kpr::logcopy::Location::parse(&args.from)?;
                 let to = kpr::logcopy::Location::parse(&args.to)?;
                 let copied = kpr::logcopy::copy(&from, &to, true).await?;
                 println!("copied {copied} records from {} to {}", args.from, args.to);
                 Ok(())
             }
-            Command::Refdata(args) => {
-                anyhow::ensure!(
-                    args.action == "import",
-                    "unknown refdata action {:?}; use import",
-                    args.action
-                );
+            Command::Refdata(RefdataCommand::Import(args)) => {
                 let years = kpr::refdata::import(&args.data, &args.file)?;
                 println!(
                     "imported population for {years:?} into {}; restart kpr serve to use it",
