@@ -298,28 +298,6 @@ impl Gate {
             pause: None,
         }
     }
-
-    /// Accepts the next connection through the gate (for HTTP loops).
-    pub async fn accept(self: &Arc<Gate>, listener: &TcpListener) -> Guarded<TcpStream> {
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    return self.admit(stream, Some(peer));
-                }
-                Err(e) => self.accept_failed(&e).await,
-            }
-        }
-    }
-
-    async fn accept_failed(&self, error: &io::Error) {
-        if out_of_descriptors(error) {
-            self.evict_one(Reason::NoFileDescriptors);
-            tokio::time::sleep(ACCEPT_PAUSE).await;
-        } else {
-            tracing::debug!(error = %error, "accept failed");
-        }
-    }
 }
 
 /// How long an accept waits after running out of file descriptors.
@@ -490,10 +468,15 @@ pub async fn serve_http(
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let limits = gate.limits();
+    let mut incoming = gate.incoming(listener);
     loop {
         let stream = tokio::select! {
             () = &mut shutdown => break,
-            stream = gate.accept(&listener) => stream,
+            next = tokio_stream::StreamExt::next(&mut incoming) => match next {
+                Some(Ok(stream)) => stream,
+                // The stream yields connections only; it never ends or fails.
+                Some(Err(_)) | None => continue,
+            },
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
@@ -519,7 +502,8 @@ pub async fn serve_http(
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
-    drop(listener);
+    // Stop accepting (closes the listening socket) before draining.
+    drop(incoming);
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())
