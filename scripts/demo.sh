@@ -10,6 +10,7 @@ once=0
 [ "${1:-}" = "--once" ] && once=1
 
 command -v cargo >/dev/null || { echo "demo.sh: cargo is required but not installed" >&2; exit 1; }
+scripts/need-openssl.sh
 cargo build --release --locked -p kpr
 kpr=target/release/kpr
 data=${KPR_DEMO_DATA:-target/demo-data}
@@ -23,7 +24,9 @@ server=$!
 stop() { kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
-"$kpr" demo --endpoint "http://$addr"
+# The register checks a token on every call: the demo mints one per municipality (and
+# `kpr stats --exact` an operator one) from the local issuer `kpr serve` made in "$data".
+"$kpr" demo --endpoint "http://$addr" --issuer-data "$data"
 year=$(( $(date +%Y) - 1 ))
 sleep 1   # let the projector fold the last batches
 echo "-- I3, inhabitants 80+ with home services, 31.12.$year, per region (disclosure-controlled):"
@@ -31,14 +34,16 @@ for region in EAK 0301 EK46; do
   "$kpr" stats I3 --region "$region" --year "$year" --endpoint "http://$stats_addr"
 done
 echo "-- I16, waiting time from decision to start, $year (exact, from the admin listener):"
-"$kpr" stats I16 --year "$year" --exact --admin-endpoint "http://$admin_addr"
+"$kpr" stats I16 --year "$year" --exact --admin-endpoint "http://$admin_addr" --issuer-data "$data"
 if [ "$once" = 1 ]; then
   stop
   trap - EXIT INT TERM
   "$kpr" inspect --data "$data"
   "$kpr" verify --data "$data"
+  "$kpr" audit verify --data "$data"
   exit 0
 fi
 echo "the register is serving: gRPC on $addr (IngestService, StatisticsService, health, reflection),"
-echo "statistics on http://$stats_addr/v1/tables/{figure}?region=EAK&year=$year&format=csv, admin on http://$admin_addr; Ctrl-C stops it"
+echo "statistics on http://$stats_addr/v1/tables/{figure}?region=EAK&year=$year&format=csv, admin on http://$admin_addr"
+echo "(operator token: $kpr auth token --data $data --role operator; every call is in: $kpr audit --data $data); Ctrl-C stops it"
 wait "$server"

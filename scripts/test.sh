@@ -9,6 +9,7 @@ export CARGO_TERM_COLOR=never
 for tool in cargo python3; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done
+scripts/need-openssl.sh
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 

@@ -20,7 +20,7 @@ async fn bulk_loading_stores_what_grpc_ingest_stores() {
     let server = InProcess::start(serve_config).await;
     let mut demo = kpr_synth::DemoConfig::standard(today());
     demo.persons = 150;
-    let summary = kpr::demo::run(&server.endpoint, &demo, false)
+    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
         .await
         .unwrap();
     assert_eq!(summary.rejected_batches, 0);

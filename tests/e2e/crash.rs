@@ -53,7 +53,7 @@ struct Shared {
     stop: AtomicBool,
 }
 
-async fn writer(w: u32, endpoint: String, shared: Arc<Shared>) -> u32 {
+async fn writer(w: u32, endpoint: String, data: std::path::PathBuf, shared: Arc<Shared>) -> u32 {
     let mut k = 0u32;
     let mut client: Option<IngestServiceClient<tonic::transport::Channel>> = None;
     loop {
@@ -73,9 +73,12 @@ async fn writer(w: u32, endpoint: String, shared: Arc<Shared>) -> u32 {
         };
         match tokio::time::timeout(
             Duration::from_secs(10),
-            c.append(pb::AppendRequest {
-                events: events.clone(),
-            }),
+            c.append(authed(
+                &data,
+                pb::AppendRequest {
+                    events: events.clone(),
+                },
+            )),
         )
         .await
         {
@@ -140,7 +143,14 @@ async fn sigkill_loses_no_acknowledged_event() {
         stop: AtomicBool::new(false),
     });
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(w, endpoint.clone(), Arc::clone(&shared))))
+        .map(|w| {
+            tokio::spawn(writer(
+                w,
+                endpoint.clone(),
+                data.clone(),
+                Arc::clone(&shared),
+            ))
+        })
         .collect();
 
     // A small deterministic PRNG picks the kill moments.

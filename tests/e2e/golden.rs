@@ -24,7 +24,7 @@ async fn served_tables_match_their_golden_files() {
     let mut demo = kpr_synth::DemoConfig::standard(Date::from_ymd(2025, 6, 30).unwrap());
     demo.seed = 7;
     demo.persons = 150;
-    let summary = kpr::demo::run(&server.endpoint, &demo, false)
+    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
         .await
         .unwrap();
     assert_eq!(summary.rejected_batches, 0);
@@ -34,7 +34,7 @@ async fn served_tables_match_their_golden_files() {
             "{}/v1/tables/T2?region=EAK&year=2024&format=csv&exact=true",
             server.admin
         );
-        let r = tokio::task::spawn_blocking(move || kpr::http_client::get(&url))
+        let r = tokio::task::spawn_blocking(move || http_get(&url))
             .await
             .unwrap()
             .unwrap();
@@ -67,7 +67,7 @@ async fn served_tables_match_their_golden_files() {
             "{}/v1/tables/{figure}?region={region}&year=2024&format={format}",
             server.stats
         );
-        let r = tokio::task::spawn_blocking(move || kpr::http_client::get(&url))
+        let r = tokio::task::spawn_blocking(move || http_get(&url))
             .await
             .unwrap()
             .unwrap();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kpr::http_client::{HttpResponse, get};
+use kpr::http_client::HttpResponse;
 use kpr_wire::pb;
 use tonic::Code;
 
@@ -17,6 +17,7 @@ use crate::support::*;
 /// `kpr serve` started through `sh`, so a test can set the umask or the file limit.
 struct Served {
     child: Child,
+    data: std::path::PathBuf,
     grpc: u16,
     stats: u16,
     admin: u16,
@@ -43,15 +44,21 @@ impl Served {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
+        register_admin(&format!("http://127.0.0.1:{admin}"), data);
         let served = Served {
             child,
+            data: data.to_path_buf(),
             grpc,
             stats,
             admin,
             stderr,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while get(&served.url(stats, "/health")).map(|r| r.status).ok() != Some(200) {
+        while http_get(&served.url(stats, "/health"))
+            .map(|r| r.status)
+            .ok()
+            != Some(200)
+        {
             assert!(
                 Instant::now() < deadline,
                 "kpr serve did not start: {}",
@@ -101,7 +108,7 @@ fn refused_start(data: &Path) -> String {
 }
 
 async fn fetch(url: String) -> HttpResponse {
-    tokio::task::spawn_blocking(move || get(&url).unwrap())
+    tokio::task::spawn_blocking(move || http_get(&url).unwrap())
         .await
         .unwrap()
 }
@@ -125,12 +132,14 @@ fn raise_own_file_limit(wanted: u64) {
     .unwrap();
 }
 
-fn demo(endpoint: &str, persons: u32) {
+fn demo(server: &Served, persons: u32) {
     let out = Command::new(env!("CARGO_BIN_EXE_kpr"))
         .args([
             "demo",
+            "--issuer-data",
+            server.data.to_str().unwrap(),
             "--endpoint",
-            endpoint,
+            &server.endpoint(),
             "--persons",
             &persons.to_string(),
         ])
@@ -177,7 +186,9 @@ fn slowloris_connections_are_closed_within_seconds() {
     );
     // The listener still serves others.
     assert_eq!(
-        get(&server.url(server.stats, "/health")).unwrap().status,
+        http_get(&server.url(server.stats, "/health"))
+            .unwrap()
+            .status,
         200
     );
     eprintln!("300 slowloris connections closed after {took:?}");
@@ -304,7 +315,7 @@ fn silent_connections_are_closed_after_the_handshake_timeout() {
 async fn public_health_answers_while_as_known_at_queries_run() {
     let dir = tempfile::tempdir().unwrap();
     let server = Served::start(&dir.path().join("data"), "");
-    demo(&server.endpoint(), 3000);
+    demo(&server, 3000);
     let year = today().year() - 1;
     // Every record of partition 0..15: the whole log, folded afresh per query.
     let at: Vec<String> = (0..16).map(|p| format!("{p}:1000000000")).collect();
@@ -436,7 +447,7 @@ async fn sixty_violations_reach_a_default_client_as_the_refusal() {
         })
         .collect();
     let status = client
-        .append(pb::AppendRequest { events })
+        .append(authed(&server.data, pb::AppendRequest { events }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -460,7 +471,8 @@ fn release_names_are_a_safe_pattern_and_the_public_listener_says_what_it_needs()
         let mut s = TcpStream::connect(("127.0.0.1", server.admin)).unwrap();
         write!(
             s,
-            "POST /v1/releases/{name}?year={year} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            "POST /v1/releases/{name}?year={year} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+            operator_token(&server.data)
         )
         .unwrap();
         let mut answer = String::new();
@@ -472,8 +484,7 @@ fn release_names_are_a_safe_pattern_and_the_public_listener_says_what_it_needs()
         );
     }
     let public =
-        kpr::http_client::post(&server.url(server.stats, &format!("/v1/releases/r1?year={year}")))
-            .unwrap();
+        http_post(&server.url(server.stats, &format!("/v1/releases/r1?year={year}"))).unwrap();
     assert_eq!(public.status, 403);
     assert!(
         public.body.contains("releases are published") && public.body.contains("admin"),
@@ -506,8 +517,8 @@ fn the_data_directory_is_private_under_umask_022() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Served::start(&data, "umask 022 &&");
-    demo(&server.endpoint(), 20);
-    let published = kpr::http_client::post(&server.url(
+    demo(&server, 20);
+    let published = http_post(&server.url(
         server.admin,
         &format!("/v1/releases/r1?year={}", today().year() - 1),
     ))
@@ -536,7 +547,7 @@ fn an_exposed_or_missing_key_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Served::start(&data, "");
-    demo(&server.endpoint(), 5);
+    demo(&server, 5);
     drop(server);
     let key = data.join("pseudonym.key");
 
@@ -570,14 +581,17 @@ async fn a_national_id_in_free_text_is_refused_and_never_stored() {
     let person = synthetic_id(7);
     let other = synthetic_id(8);
     let status = client
-        .append(pb::AppendRequest {
-            events: vec![event(
-                "0301",
-                &person,
-                &format!("S-{other}"),
-                applied("15", 3),
-            )],
-        })
+        .append(authed(
+            &server.data,
+            pb::AppendRequest {
+                events: vec![event(
+                    "0301",
+                    &person,
+                    &format!("S-{other}"),
+                    applied("15", 3),
+                )],
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -14,9 +14,9 @@ async fn append_returns_positions_and_is_idempotent() {
     let mut client = server.client().await;
     let batch = episode("0301", 1, "S-1");
     let first = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: batch.clone(),
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -39,9 +39,9 @@ async fn append_returns_positions_and_is_idempotent() {
 
     // The same batch again: acknowledged with the original positions, stored once.
     let again = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: batch.clone(),
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -63,9 +63,9 @@ async fn append_returns_positions_and_is_idempotent() {
     let mut changed = batch[0].clone();
     changed.source_version = "9.2".into();
     let status = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: vec![changed],
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -83,7 +83,7 @@ async fn append_returns_positions_and_is_idempotent() {
     let server = InProcess::start(config(dir.path())).await;
     let mut client = server.client().await;
     let after = client
-        .append(pb::AppendRequest { events: batch })
+        .append(server.authed(pb::AppendRequest { events: batch }))
         .await
         .unwrap()
         .into_inner();
@@ -109,9 +109,9 @@ async fn a_refused_batch_stores_nothing_and_names_event_and_rule() {
         event("4601", &id, "S-9", started(2)),
     ];
     let status = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: batch.clone(),
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -128,9 +128,9 @@ async fn a_refused_batch_stores_nothing_and_names_event_and_rule() {
     );
     // Nothing of the batch was stored: the valid event is new when sent alone.
     let alone = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: vec![batch[0].clone()],
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -139,17 +139,17 @@ async fn a_refused_batch_stores_nothing_and_names_event_and_rule() {
     // Lifecycle rules see earlier batches: a second start names the first one.
     let mut episode = episode("4601", 8, "S-10");
     client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: episode.clone(),
-        })
+        }))
         .await
         .unwrap();
     let mut second_start = episode.remove(2);
     second_start.event_id = new_id();
     let status = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: vec![second_start],
-        })
+        }))
         .await
         .unwrap_err();
     let v = &status
@@ -184,7 +184,7 @@ async fn streaming_append_answers_each_batch_in_order() {
         },
     ];
     let mut answers = client
-        .append_stream(tokio_stream::iter(requests))
+        .append_stream(bearer(&server.token("5001"), tokio_stream::iter(requests)))
         .await
         .unwrap()
         .into_inner();
@@ -230,7 +230,7 @@ async fn an_oversized_stream_message_ends_the_stream_with_the_bound_named() {
         pb::AppendRequest { events: huge },
     ];
     let mut answers = client
-        .append_stream(tokio_stream::iter(requests))
+        .append_stream(bearer(&server.token("5001"), tokio_stream::iter(requests)))
         .await
         .unwrap()
         .into_inner();
@@ -324,9 +324,9 @@ async fn synthetic_ids_are_refused_unless_the_deployment_allows_them() {
     let server = InProcess::start(production).await;
     let mut client = server.client().await;
     let status = client
-        .append(pb::AppendRequest {
+        .append(server.authed(pb::AppendRequest {
             events: vec![event("0301", &synthetic_id(5), "", health_check(1))],
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

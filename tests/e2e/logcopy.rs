@@ -16,7 +16,7 @@ async fn sled_to_kafka_to_sled_round_trips_exactly() {
     let server = InProcess::start(serve_config).await;
     let mut demo = kpr_synth::DemoConfig::standard(today());
     demo.persons = 150;
-    let summary = kpr::demo::run(&server.endpoint, &demo, false)
+    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
         .await
         .unwrap();
     server.stop().await;

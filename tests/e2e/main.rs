@@ -18,3 +18,4 @@ mod privacy;
 mod split;
 mod statistics;
 mod tidy;
+mod trust;

@@ -24,9 +24,13 @@ async fn no_raw_id_reaches_disk_or_logs() {
     let log_path = dir.path().join("server.log");
     let port = free_port();
     let mut server = Binary::start(&data, port, &log_path, &[]);
+    // The demo mints its tokens from the issuer the server creates on start.
+    let _ = token(&data, "0301");
     let demo = Command::new(env!("CARGO_BIN_EXE_kpr"))
         .args([
             "demo",
+            "--issuer-data",
+            data.to_str().unwrap(),
             "--endpoint",
             &server.endpoint,
             "--persons",

@@ -8,7 +8,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kpr::http_client::get;
 use kpr_wire::pb;
 use tonic_types::StatusExt;
 
@@ -41,14 +40,33 @@ fn node(args: &[&str], log: &std::path::Path) -> Node {
 }
 
 async fn fetch(url: String) -> kpr::http_client::HttpResponse {
-    tokio::task::spawn_blocking(move || get(&url))
+    fetch_as(url, None).await
+}
+
+async fn fetch_as(url: String, token: Option<&str>) -> kpr::http_client::HttpResponse {
+    let client = kpr::http_client::Client {
+        tls: None,
+        token: token.map(str::to_string),
+        server_name: None,
+    };
+    tokio::task::spawn_blocking(move || client.get(&url))
         .await
         .unwrap()
         .unwrap()
 }
 
+/// An admin listener and the operator token it takes.
+struct Admin<'a> {
+    url: &'a str,
+    token: String,
+}
+
 /// Waits until every listed table of the split deployment equals the reference's.
-async fn same_tables(split_admin: &str, reference_admin: &str, year: i32) -> Result<(), String> {
+async fn same_tables(
+    split_admin: &Admin<'_>,
+    reference_admin: &Admin<'_>,
+    year: i32,
+) -> Result<(), String> {
     let figures = [
         "T1", "T2", "T3", "T4", "I1", "I6", "I8", "I12", "I14", "I15", "I16", "I17", "I18",
     ];
@@ -63,8 +81,16 @@ async fn same_tables(split_admin: &str, reference_admin: &str, year: i32) -> Res
                 // for the same events on sled and on Kafka, so byte for byte too.
                 format!("region=EAK&year={year}&format=json-stat"),
             ] {
-                let a = fetch(format!("{split_admin}/v1/tables/{figure}?{query}")).await;
-                let b = fetch(format!("{reference_admin}/v1/tables/{figure}?{query}")).await;
+                let a = fetch_as(
+                    format!("{}/v1/tables/{figure}?{query}", split_admin.url),
+                    Some(&split_admin.token),
+                )
+                .await;
+                let b = fetch_as(
+                    format!("{}/v1/tables/{figure}?{query}", reference_admin.url),
+                    Some(&reference_admin.token),
+                )
+                .await;
                 if a.status != 200 || a.body != b.body {
                     all = false;
                     last = format!(
@@ -151,11 +177,31 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
     );
     let stats_addr = format!("127.0.0.1:{stats_port}");
     let admin_addr = format!("127.0.0.1:{admin_port}");
+    // The statistics node trusts the ingest node's local issuer through its public
+    // key set, as it would trust HelseID's JWKS.
+    let jwks = kpr::trust::issuer_dir(&ingest_data).join("jwks.json");
+    assert!(
+        eventually(Duration::from_secs(30), || jwks.exists()).await,
+        "the ingest node made no issuer: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let statistics_data = dir.path().join("statistics");
     let _statistics = node(
         &[
             &["statistics"][..],
             &kafka,
-            &["--stats-addr", &stats_addr, "--admin-addr", &admin_addr],
+            &[
+                "--stats-addr",
+                &stats_addr,
+                "--admin-addr",
+                &admin_addr,
+                "--data",
+                statistics_data.to_str().unwrap(),
+                "--auth-jwks",
+                jwks.to_str().unwrap(),
+                "--auth-issuer",
+                kpr_auth::LOCAL_ISSUER,
+            ],
         ]
         .concat(),
         &log,
@@ -170,12 +216,22 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
 
     let mut demo = kpr_synth::DemoConfig::standard(today());
     demo.persons = 150;
-    let split_summary = kpr::demo::run(&format!("http://{ingest_addr}"), &demo, false)
-        .await
-        .unwrap();
-    let reference_summary = kpr::demo::run(&reference.endpoint, &demo, false)
-        .await
-        .unwrap();
+    let split_summary = kpr::demo::run(
+        &format!("http://{ingest_addr}"),
+        &client_config(&ingest_data),
+        &demo,
+        false,
+    )
+    .await
+    .unwrap();
+    let reference_summary = kpr::demo::run(
+        &reference.endpoint,
+        &client_config(&reference.data),
+        &demo,
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         split_summary.rejected_batches,
         0,
@@ -184,8 +240,16 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
     );
     assert_eq!(split_summary.stored, reference_summary.stored);
     let year = today().year() - 1;
-    let split_admin = format!("http://{admin_addr}");
-    if let Err(e) = same_tables(&split_admin, &reference.admin, year).await {
+    let split_admin_url = format!("http://{admin_addr}");
+    let split_admin = Admin {
+        url: &split_admin_url,
+        token: operator_token(&ingest_data),
+    };
+    let reference_admin = Admin {
+        url: &reference.admin,
+        token: operator_token(&reference.data),
+    };
+    if let Err(e) = same_tables(&split_admin, &reference_admin, year).await {
         panic!(
             "the split deployment does not serve what kpr serve serves: {e}\nnodes log: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
@@ -216,14 +280,24 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
     projector.0.wait().unwrap();
     demo.seed = 2;
     demo.persons = 60;
-    kpr::demo::run(&format!("http://{ingest_addr}"), &demo, false)
-        .await
-        .unwrap();
-    kpr::demo::run(&reference.endpoint, &demo, false)
-        .await
-        .unwrap();
+    kpr::demo::run(
+        &format!("http://{ingest_addr}"),
+        &client_config(&ingest_data),
+        &demo,
+        false,
+    )
+    .await
+    .unwrap();
+    kpr::demo::run(
+        &reference.endpoint,
+        &client_config(&reference.data),
+        &demo,
+        false,
+    )
+    .await
+    .unwrap();
     let _projector_again = node(&project_args, &log);
-    if let Err(e) = same_tables(&split_admin, &reference.admin, year).await {
+    if let Err(e) = same_tables(&split_admin, &reference_admin, year).await {
         panic!(
             "after a projector restart the tables differ: {e}\nnodes log: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
@@ -267,9 +341,12 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
         .find(|m| kpr_eventlog::partition_for(m.as_bytes(), 4) != owned_partition)
         .unwrap();
     let status = client
-        .append(pb::AppendRequest {
-            events: vec![event(not_owned, &synthetic_id(900), "", health_check(1))],
-        })
+        .append(authed(
+            &ingest_data,
+            pb::AppendRequest {
+                events: vec![event(not_owned, &synthetic_id(900), "", health_check(1))],
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
@@ -283,9 +360,12 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
         Some("WRONG_INGEST_NODE".to_string())
     );
     let owned_ok = client
-        .append(pb::AppendRequest {
-            events: vec![event("0301", &synthetic_id(901), "", health_check(1))],
-        })
+        .append(authed(
+            &ingest_data,
+            pb::AppendRequest {
+                events: vec![event("0301", &synthetic_id(901), "", health_check(1))],
+            },
+        ))
         .await;
     assert!(owned_ok.is_ok(), "{owned_ok:?}");
     reference.stop().await;

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use kpr::http_client::{HttpResponse, get};
+use kpr::http_client::HttpResponse;
 
 use crate::support::*;
 
 async fn fetch(url: String) -> HttpResponse {
-    tokio::task::spawn_blocking(move || get(&url))
+    tokio::task::spawn_blocking(move || http_get(&url))
         .await
         .unwrap()
         .unwrap()
@@ -36,7 +36,7 @@ async fn served_tables_are_current_protected_and_equal_a_rebuild() {
     let server = InProcess::start(serve_config).await;
     let mut demo = kpr_synth::DemoConfig::standard(today());
     demo.persons = 300;
-    let summary = kpr::demo::run(&server.endpoint, &demo, false)
+    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
         .await
         .unwrap();
     assert_eq!(summary.rejected_batches, 0);
@@ -230,7 +230,7 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
     let server = InProcess::start(serve_config.clone()).await;
     let mut demo = kpr_synth::DemoConfig::standard(today());
     demo.persons = 200;
-    let first = kpr::demo::run(&server.endpoint, &demo, false)
+    let first = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
         .await
         .unwrap();
     let year = today().year() - 1;
@@ -241,7 +241,7 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
     let publish = |base: &str| format!("{base}/v1/releases/r2024?year={year}");
     let url = publish(&server.stats);
     assert_eq!(
-        tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+        tokio::task::spawn_blocking(move || http_post(&url))
             .await
             .unwrap()
             .unwrap()
@@ -249,7 +249,7 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
         403
     );
     let url = publish(&server.admin);
-    let published = tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+    let published = tokio::task::spawn_blocking(move || http_post(&url))
         .await
         .unwrap()
         .unwrap();
@@ -260,7 +260,7 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
     );
     let url = publish(&server.admin);
     assert_eq!(
-        tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+        tokio::task::spawn_blocking(move || http_post(&url))
             .await
             .unwrap()
             .unwrap()
@@ -300,7 +300,7 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
     // More events: the live table moves on, the release does not.
     demo.seed = 2;
     demo.persons = 60;
-    let second = kpr::demo::run(&server.endpoint, &demo, false)
+    let second = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
         .await
         .unwrap();
     assert!(second.stored > 0);

@@ -17,6 +17,8 @@ use tonic::transport::Channel;
 
 /// A register running in this process on 127.0.0.1:0.
 pub struct InProcess {
+    /// The data directory (its local issuer signs the tests' tokens).
+    pub data: std::path::PathBuf,
     pub endpoint: String,
     /// Public statistics HTTP base URL (http://127.0.0.1:port).
     pub stats: String,
@@ -26,8 +28,22 @@ pub struct InProcess {
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// A made-up organisation number (it passes mod-11) bound to Haram 1580, which has
+/// none in refdata: the suite's servers load it from `DATA/bindings.csv`.
+pub const HARAM_TEST_ORG: &str = "999999999";
+
+fn bindings_file(data: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(data).unwrap();
+    let path = data.join("bindings.csv");
+    std::fs::write(&path, format!("{HARAM_TEST_ORG},1580\n")).unwrap();
+    path
+}
+
 pub fn config(data: &Path) -> ServeConfig {
+    let mut trust = kpr::trust::TrustConfig::local();
+    trust.bindings_file = Some(bindings_file(data));
     ServeConfig {
+        trust,
         data_dir: data.to_path_buf(),
         partitions: 4,
         key: KeySource::DataDir,
@@ -41,6 +57,9 @@ pub fn config(data: &Path) -> ServeConfig {
 
 impl InProcess {
     pub async fn start(config: ServeConfig) -> InProcess {
+        let data = config.data_dir.clone();
+        // The issuer exists before the server starts, so tokens can be minted at once.
+        kpr_auth::LocalIssuer::load_or_create(&kpr::trust::issuer_dir(&data)).unwrap();
         let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
         let (grpc, stats, admin) = (bind().await, bind().await, bind().await);
         let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().unwrap());
@@ -54,13 +73,25 @@ impl InProcess {
         let handle = tokio::spawn(kpr::serve::run(config, listeners, async move {
             let _ = stopped.await;
         }));
+        register_admin(&admin_url, &data);
         InProcess {
+            data,
             endpoint,
             stats: stats_url,
             admin: admin_url,
             stop: Some(stop),
             handle,
         }
+    }
+
+    /// An ingest token for `municipality`, from this register's local issuer.
+    pub fn token(&self, municipality: &str) -> String {
+        token(&self.data, municipality)
+    }
+
+    /// `request` signed with the token of its first event's municipality.
+    pub fn authed(&self, request: pb::AppendRequest) -> tonic::Request<pb::AppendRequest> {
+        authed(&self.data, request)
     }
 
     pub async fn client(&self) -> IngestServiceClient<Channel> {
@@ -111,6 +142,8 @@ impl Binary {
                 "--admin-addr",
                 "127.0.0.1:0",
             ])
+            .arg("--auth-bindings")
+            .arg(bindings_file(data))
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -122,6 +155,153 @@ impl Binary {
             endpoint: format!("http://127.0.0.1:{port}"),
         }
     }
+}
+
+/// The local issuer of `data`, waiting (up to 20 s) for a starting server to make it.
+fn issuer(data: &Path) -> kpr_auth::LocalIssuer {
+    let dir = kpr::trust::issuer_dir(data);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match kpr_auth::LocalIssuer::load(&dir) {
+            Ok(issuer) => return issuer,
+            Err(e) if Instant::now() >= deadline => {
+                panic!("no local issuer in {}: {e}", dir.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn mint(data: &Path, client_id: &str, roles: &[kpr_auth::Role], org: Option<String>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    issuer(data)
+        .mint(&kpr_auth::MintRequest {
+            client_id: client_id.to_string(),
+            roles: roles.to_vec(),
+            org_number: org,
+            audience: kpr_auth::DEFAULT_AUDIENCE.into(),
+            ttl_seconds: 3600,
+            now_unix: now,
+        })
+        .unwrap()
+}
+
+/// An ingest token for `municipality` (a 2024 code) from the local issuer of `data`.
+pub fn token(data: &Path, municipality: &str) -> String {
+    let org = if municipality == "1580" {
+        HARAM_TEST_ORG.to_string()
+    } else {
+        kpr_auth::Bindings::embedded()
+            .org_number_of(municipality)
+            .unwrap_or_else(|| panic!("no organisation number for {municipality}"))
+            .to_string()
+    };
+    mint(
+        data,
+        &format!("test-ehr-{municipality}"),
+        &[kpr_auth::Role::Ingest],
+        Some(org),
+    )
+}
+
+/// An operator token from the local issuer of `data`.
+pub fn operator_token(data: &Path) -> String {
+    mint(data, "test-operator", &[kpr_auth::Role::Operator], None)
+}
+
+/// A statistics token from the local issuer of `data`.
+pub fn statistics_token(data: &Path) -> String {
+    mint(
+        data,
+        "test-statistician",
+        &[kpr_auth::Role::Statistics],
+        None,
+    )
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// The municipality a batch is written for: its first event's 2024 code (for an old
+/// code, the successor it names or its first successor); 0301 for a code no registry
+/// knows (validation refuses it whatever the token).
+pub fn batch_municipality(request: &pb::AppendRequest) -> String {
+    let Some(first) = request.events.first() else {
+        return "0301".into();
+    };
+    if !first.successor_municipality.is_empty()
+        && kpr_domain::Registry::get()
+            .municipality(&first.successor_municipality)
+            .is_some()
+    {
+        return first.successor_municipality.clone();
+    }
+    kpr_domain::Registry::get()
+        .counts_under(&first.municipality)
+        .first()
+        .map_or_else(|| "0301".to_string(), |m| m.to_string())
+}
+
+/// `request` signed with an ingest token of its municipality from `data`'s issuer.
+pub fn authed(data: &Path, request: pb::AppendRequest) -> tonic::Request<pb::AppendRequest> {
+    let municipality = batch_municipality(&request);
+    bearer(&token(data, &municipality), request)
+}
+
+/// The client settings that mint tokens from the local issuer of `data`.
+pub fn client_config(data: &Path) -> kpr::trust::ClientConfig {
+    kpr::trust::ClientConfig {
+        issuer_data: Some(data.to_path_buf()),
+        ..kpr::trust::ClientConfig::default()
+    }
+}
+
+/// The operator listeners of the servers this test process started, and the data
+/// directories whose issuer signs their tokens.
+static ADMINS: std::sync::Mutex<Vec<(String, std::path::PathBuf)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Notes that `admin_base` (http://host:port) is the operator listener of the register
+/// in `data`: [`http_get`] and [`http_post`] then send it an operator token.
+pub fn register_admin(admin_base: &str, data: &Path) {
+    ADMINS
+        .lock()
+        .unwrap()
+        .push((admin_base.to_string(), data.to_path_buf()));
+}
+
+fn client_for(url: &str) -> kpr::http_client::Client {
+    let data = ADMINS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(base, _)| url.starts_with(&format!("{base}/")))
+        .map(|(_, data)| data.clone());
+    kpr::http_client::Client {
+        tls: None,
+        token: data.map(|d| operator_token(&d)),
+        server_name: None,
+    }
+}
+
+/// GET as the suite's statistician (anonymous) or, on a registered operator listener,
+/// as its operator.
+pub fn http_get(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
+    client_for(url).get(url)
+}
+
+/// POST like [`http_get`].
+pub fn http_post(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
+    client_for(url).post(url)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(1);

@@ -59,13 +59,22 @@ fn dependency_rules_hold() {
         ("kpr-projection", &["kpr-domain"][..]),
         ("kpr-wire", &["kpr-domain"][..]),
         ("kpr-net", &[][..]),
+        ("kpr-auth", &["kpr-domain"][..]),
+        ("kpr-audit", &[][..]),
         (
             "kpr-synth",
             &["kpr-domain", "kpr-wire", "kpr-projection"][..],
         ),
         (
             "kpr-ingest",
-            &["kpr-domain", "kpr-wire", "kpr-eventlog"][..],
+            &[
+                "kpr-domain",
+                "kpr-wire",
+                "kpr-eventlog",
+                "kpr-auth",
+                "kpr-audit",
+                "kpr-net",
+            ][..],
         ),
         (
             "kpr-statistics",
@@ -75,6 +84,8 @@ fn dependency_rules_hold() {
                 "kpr-eventlog",
                 "kpr-projection",
                 "kpr-net",
+                "kpr-auth",
+                "kpr-audit",
             ][..],
         ),
         (
@@ -90,6 +101,8 @@ fn dependency_rules_hold() {
                 "kpr-projection",
                 "kpr-statistics",
                 "kpr-net",
+                "kpr-auth",
+                "kpr-audit",
             ][..],
         ),
         // The benchmarks: on top of everything, and nothing may depend on them.
@@ -106,6 +119,7 @@ fn dependency_rules_hold() {
                 "kpr-synth",
                 "kpr-projection",
                 "kpr-statistics",
+                "kpr-auth",
             ][..],
         ),
     ]);

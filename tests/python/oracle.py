@@ -641,6 +641,7 @@ class Server:
                 try:
                     if h.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status == 1:
                         self.stub = ig.IngestServiceStub(self.channel)
+                        self.tokens = {}
                         return
                 except grpc.RpcError:
                     pass
@@ -664,9 +665,22 @@ class Server:
             self.proc.kill()
             self.proc.wait()
 
+    def token(self, *args):
+        """A token from the register's local issuer, minted by its own CLI
+        (`kpr auth token`), as an operator would for a municipality's EHR."""
+        if args not in self.tokens:
+            out = subprocess.run([str(self.binary), "auth", "token", "--data", str(self.work / "data"), *args],
+                                 check=True, capture_output=True, text=True)
+            self.tokens[args] = out.stdout.strip()
+        return self.tokens[args]
+
+    def ingest_metadata(self, municipality):
+        return [("authorization", "Bearer " + self.token("--role", "ingest", "--municipality", municipality))]
+
     def table(self, fig, region):
         url = f"http://127.0.0.1:{self.ports[2]}/v1/tables/{fig}?region={region}&year={YEAR}&format=csv&exact=true"
-        with urllib.request.urlopen(url, timeout=60) as r:
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer " + self.token("--role", "operator")})
+        with urllib.request.urlopen(request, timeout=60) as r:
             body = r.read().decode("utf-8")
             hdr = {k.lower(): v for k, v in r.headers.items()}
         return list(csv.DictReader(io.StringIO(body))), hdr
@@ -684,7 +698,7 @@ def send(server: Server, gen: Gen):
                 chunk = evs[i:i + 5000]
                 req = pb.AppendRequest(events=[to_proto(e, gen.persons, prng) for e in chunk])
                 try:
-                    resp = server.stub.Append(req, timeout=120)
+                    resp = server.stub.Append(req, timeout=120, metadata=server.ingest_metadata(m))
                 except grpc.RpcError as err:
                     msg = f"batch refused: {err.code().name} {err.details()}"
                     st = rpc_status.from_call(err)

@@ -696,9 +696,14 @@ class KubernetesTest(unittest.TestCase):
                     for part in ("requests", "limits"):
                         self.assertTrue({"cpu", "memory"} <= set(resources.get(part, {})), f"{where}: {part}")
         ingest = containers(k8s_one("StatefulSet", "kpr-ingest"))[0]
-        self.assertEqual(ingest["readinessProbe"]["grpc"]["port"], 50051, "ingest readiness: gRPC health")
+        # Kubernetes' gRPC probe has no TLS: the probe is `kpr health` against the TLS port.
+        probe = ingest["readinessProbe"]["exec"]["command"]
+        self.assertEqual(probe[:2], ["kpr", "health"], "ingest readiness: kpr health")
+        self.assertIn("https://127.0.0.1:50051", probe)
+        self.assertEqual(probe[probe.index("--service") + 1], "kpr.v1.IngestService")
         stats = containers(k8s_one("Deployment", "kpr-statistics"))[0]
         self.assertEqual(stats["readinessProbe"]["httpGet"]["path"], "/health", "statistics readiness: /health")
+        self.assertEqual(stats["readinessProbe"]["httpGet"]["scheme"], "HTTPS", "statistics readiness over TLS")
 
     def test_pods_run_as_non_root(self):
         for file_name, obj in k8s_objects():
@@ -731,6 +736,19 @@ class KprFlagsTest(unittest.TestCase):
                 known = set(FLAG.findall(text))
                 unknown = [f for f in flags_of(command[1:]) if f not in known]
                 self.assertEqual(unknown, [], f"{where}: flags not in `kpr {role} --help`")
+
+    def test_probe_commands_exist(self):
+        binary = kpr_binary()
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            self.skipTest(f"no kpr binary at {binary} (cargo build -p kpr, or set KPR_BIN)")
+        ingest = containers(k8s_one("StatefulSet", "kpr-ingest"))[0]
+        probes = [ingest[p]["exec"]["command"] for p in ("startupProbe", "readinessProbe", "livenessProbe")]
+        code, text = kpr_help("health")
+        self.assertEqual(code, 0, text)
+        known = set(FLAG.findall(text))
+        for probe in probes:
+            self.assertEqual(probe[:2], ["kpr", "health"])
+            self.assertEqual([f for f in flags_of(probe[2:]) if f not in known], [], probe)
 
 
 def main() -> int:

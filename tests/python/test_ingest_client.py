@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import importlib
+import json
 import os
 import random
 import re
@@ -177,6 +178,132 @@ def generate_and_import_stubs(out_dir: Path) -> None:
     reflection_pb2, descriptor_pb2 = reflection_mod, descriptor_mod
 
 
+# ---------------------------------------------------------------------------
+# TLS and tokens made here, as a deployment's own CA and identity provider would:
+# the server trusts this issuer's JWKS (--auth-jwks), not its own local issuer.
+# ---------------------------------------------------------------------------
+
+ISSUER = "https://helseid-sts.test.example"
+AUDIENCE = "kpr"
+ORG_OSLO = "958935420"  # Oslo kommune (refdata/kommune_organisasjonsnummer.csv)
+ORG_BERGEN = "964338531"  # Bergen kommune
+
+
+class Pki:
+    """A CA, a server certificate for 127.0.0.1, an ES256 issuer key and its JWKS."""
+
+    def __init__(self, workdir: Path) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        import ipaddress
+
+        now = dt.datetime.now(dt.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "python test CA")])
+        ca = (
+            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+        self.cert = workdir / "server.pem"
+        self.key = workdir / "server.key"
+        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        os.chmod(self.key, 0o600)
+        self.signing_key = ec.generate_private_key(ec.SECP256R1())
+        self.kid = "python-test-key-1"
+        numbers = self.signing_key.public_key().public_numbers()
+        jwk = {"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.kid,
+               "x": b64url(numbers.x.to_bytes(32, "big")), "y": b64url(numbers.y.to_bytes(32, "big"))}
+        self.jwks_text = json.dumps({"keys": [jwk]})
+        self.jwks = workdir / "jwks.json"
+        self.jwks.write_text(self.jwks_text)
+
+    def token(self, org: str | None = ORG_OSLO, scope: str = "kpr:ingest", *, iss: str = ISSUER,
+              aud: str = AUDIENCE, exp_in: int = 600, key=None, kid: str | None = None) -> str:
+        import jwt
+
+        now = int(time.time())
+        claims = {"iss": iss, "aud": aud, "iat": now, "nbf": now - 5, "exp": now + exp_in,
+                  "client_id": "python-ehr", "scope": scope, "jti": str(uuid.uuid4())}
+        if org is not None:
+            claims["helseid://claims/client/claims/orgnr_parent"] = org
+        return jwt.encode(claims, key or self.signing_key, algorithm="ES256",
+                          headers={"kid": kid or self.kid, "typ": "at+jwt"})
+
+
+def b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(header: dict, claims: dict, secret: bytes | None) -> str:
+    """A JWT built by hand: `alg: none` (no signature) or HS256 with `secret`."""
+    import hashlib
+    import hmac
+
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    if secret is None:
+        return signing_input + "."
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+PKI: "Pki | None" = None
+
+
+class _Bearer:
+    """Adds the Oslo ingest token to every call that carries none (the EHR's client)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def _details(self, details):
+        metadata = list(details.metadata or [])
+        if not any(k == "authorization" for k, _ in metadata):
+            metadata.append(("authorization", f"Bearer {self.token}"))
+        return details._replace(metadata=metadata)
+
+
+def bearer_interceptor(token: str):
+    import collections
+
+    class Details(collections.namedtuple("Details", ("method", "timeout", "metadata", "credentials",
+                                                      "wait_for_ready", "compression")),
+                  grpc.ClientCallDetails):
+        pass
+
+    class Interceptor(_Bearer, grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
+                      grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):
+        def _go(self, continuation, details, request):
+            d = Details(details.method, details.timeout, details.metadata, details.credentials,
+                        getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+            return continuation(self._details(d), request)
+
+        intercept_unary_unary = _go
+        intercept_stream_stream = _go
+        intercept_unary_stream = _go
+        intercept_stream_unary = _go
+
+    return Interceptor(token)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -184,7 +311,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`kpr serve` in a temp dir, talked to over an insecure loopback channel."""
+    """`kpr serve` in a temp dir with TLS and an external token issuer, talked to over a
+    TLS channel whose calls carry an Oslo ingest token (`raw_channel` carries none)."""
 
     def __init__(self, binary: Path, workdir: Path) -> None:
         self.binary = binary
@@ -216,6 +344,9 @@ class ServerProcess:
                 "--data", str(self.data_dir),
                 "--addr", self.addr,
                 "--allow-synthetic-ids",
+                "--tls-cert", str(PKI.cert), "--tls-key", str(PKI.key),
+                "--auth-jwks", str(PKI.jwks), "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE,
+                "--stats-addr", f"127.0.0.1:{free_port()}", "--admin-addr", f"127.0.0.1:{free_port()}",
             ]
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(
@@ -234,7 +365,9 @@ class ServerProcess:
 
     def _wait_serving(self) -> None:
         assert self.proc is not None
-        self.channel = grpc.insecure_channel(self.addr)
+        credentials = grpc.ssl_channel_credentials(root_certificates=PKI.ca_pem)
+        self.raw_channel = grpc.secure_channel(self.addr, credentials)
+        self.channel = grpc.intercept_channel(self.raw_channel, bearer_interceptor(PKI.token()))
         health = health_pb2_grpc.HealthStub(self.channel)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         last = "no answer yet"
@@ -262,6 +395,9 @@ class ServerProcess:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
+        if getattr(self, "raw_channel", None) is not None:
+            self.raw_channel.close()
+            self.raw_channel = None
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -300,12 +436,13 @@ WORKDIR: Path | None = None
 
 
 def setUpModule() -> None:  # noqa: N802 (unittest name)
-    global SERVER, WORKDIR
+    global SERVER, WORKDIR, PKI
     binary = require_binary()
     WORKDIR = Path(tempfile.mkdtemp(prefix="kpr-python-client-"))
     stubs = WORKDIR / "stubs"
     stubs.mkdir()
     generate_and_import_stubs(stubs)
+    PKI = Pki(WORKDIR)
     server = ServerProcess(binary, WORKDIR)
     try:
         server.start()
@@ -683,6 +820,84 @@ class IngestApiTest(unittest.TestCase):
         event = applied(new_person(), new_service_id(), date="2023-02-30")
         _, status = self.append_refused([event], grpc.StatusCode.INVALID_ARGUMENT)
         self.assert_field_violation(status, "events[0].payload.service_applied.application_date")
+
+
+class TrustTest(unittest.TestCase):
+    """Who may write: TLS, tokens of the configured issuer, the municipality binding."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        assert SERVER is not None and SERVER.raw_channel is not None
+        cls.stub = ingest_grpc.IngestServiceStub(SERVER.raw_channel)
+
+    def refused(self, token: str | None, events, code):
+        metadata = [] if token is None else [("authorization", f"Bearer {token}")]
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.stub.Append(pb.AppendRequest(events=list(events)), metadata=metadata, timeout=RPC_TIMEOUT)
+        self.assertEqual(caught.exception.code(), code, caught.exception.details())
+        return caught.exception
+
+    def health_event(self) -> "pb.Event":
+        return make_event(new_person(), None, health_check=pb.HealthCheck(
+            kind=codes.HEALTH_CHECK_KIND_PHYSICIAN, date=days_ago(1)))
+
+    def log_bytes(self) -> dict:
+        time.sleep(1.0)  # past sled's flush interval, so nothing is pending
+        log = SERVER.data_dir / "log"
+        return {p: p.read_bytes() for p in sorted(log.rglob("*")) if p.is_file()}
+
+    def test_t_no_token_is_unauthenticated(self):
+        error = self.refused(None, [self.health_event()], grpc.StatusCode.UNAUTHENTICATED)
+        self.assertIn("no access token", error.details())
+
+    def test_t_bad_tokens_are_unauthenticated(self):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "client_id": "python-ehr",
+                  "scope": "kpr:ingest", "helseid://claims/client/claims/orgnr_parent": ORG_OSLO}
+        hs_header = {"alg": "HS256", "typ": "at+jwt", "kid": PKI.kid}
+        bad = {
+            "expired": PKI.token(exp_in=-3600),
+            "wrong audience": PKI.token(aud="another-api"),
+            "wrong issuer": PKI.token(iss="https://evil.example"),
+            "alg none": unsigned_token({"alg": "none", "typ": "at+jwt", "kid": PKI.kid}, claims, None),
+            "HMAC-signed": unsigned_token(hs_header, claims, b"secret"),
+            "HMAC keyed with the public JWKS": unsigned_token(hs_header, claims, PKI.jwks_text.encode()),
+            "foreign key, same kid": PKI.token(key=ec.generate_private_key(ec.SECP256R1())),
+            "garbage": "not.a.jwt",
+        }
+        for name, token in bad.items():
+            with self.subTest(token=name):
+                self.refused(token, [self.health_event()], grpc.StatusCode.UNAUTHENTICATED)
+
+    def test_t_another_municipality_is_denied_and_nothing_is_stored(self):
+        events = [self.health_event(), self.health_event()]
+        before = self.log_bytes()
+        error = self.refused(PKI.token(org=ORG_BERGEN), events, grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("4601", error.details())
+        self.assertIn("0301", error.details())
+        # A statistics token cannot write either.
+        self.refused(PKI.token(scope="kpr:statistics"), events, grpc.StatusCode.PERMISSION_DENIED)
+        after = self.log_bytes()
+        self.assertEqual(before.keys(), after.keys())
+        for path in before:
+            self.assertEqual(before[path], after[path], f"{path} changed")
+        # The same events with Oslo's token are new: the refusals stored nothing.
+        response = self.stub.Append(pb.AppendRequest(events=events), timeout=RPC_TIMEOUT,
+                                    metadata=[("authorization", f"Bearer {PKI.token()}")])
+        self.assertEqual([a.duplicate for a in response.acks], [False, False])
+
+    def test_t_plaintext_gets_nothing_from_the_tls_listener(self):
+        channel = grpc.insecure_channel(SERVER.addr)
+        try:
+            stub = ingest_grpc.IngestServiceStub(channel)
+            with self.assertRaises(grpc.RpcError) as caught:
+                stub.Append(pb.AppendRequest(events=[self.health_event()]), timeout=5.0,
+                            metadata=[("authorization", f"Bearer {PKI.token()}")])
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        finally:
+            channel.close()
 
 
 def main() -> int:

@@ -176,6 +176,20 @@ impl Registry {
         MunicipalityCode::from_text(code).and_then(|c| self.current.get(&c))
     }
 
+    /// The 2024 municipalities an event with `code` may count under: the code itself
+    /// for a 2024 code, its successors for a code retired in 2024 (two for 1507), none
+    /// for an unknown code. For checks that come before validation (the caller's
+    /// municipality binding).
+    pub fn counts_under(&self, code: &str) -> Vec<MunicipalityCode> {
+        let Some(parsed) = MunicipalityCode::from_text(code) else {
+            return Vec::new();
+        };
+        if self.current.contains_key(&parsed) {
+            return vec![parsed];
+        }
+        self.old_to_new.get(&parsed).cloned().unwrap_or_default()
+    }
+
     /// County codes and names in code order.
     pub fn counties(&self) -> impl Iterator<Item = (&str, &str)> {
         self.counties.iter().map(|(k, v)| (k.as_str(), v.as_str()))

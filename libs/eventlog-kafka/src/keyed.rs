@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
@@ -45,9 +44,9 @@ impl KeyedTopic {
         topic: &str,
         partitions: u32,
         replication: i32,
+        extra: &[(String, String)],
     ) -> Result<KeyedTopic, LogError> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let admin: AdminClient<DefaultClientContext> = crate::client_config(brokers, extra)
             .create()
             .map_err(kafka)?;
         let new = NewTopic::new(
@@ -73,15 +72,13 @@ impl KeyedTopic {
                 }
             }
         }
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let producer: FutureProducer = crate::client_config(brokers, extra)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.max.bytes", "67108864")
             .create()
             .map_err(kafka)?;
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let consumer: BaseConsumer = crate::client_config(brokers, extra)
             .set("group.id", format!("kpr-keyed-{topic}"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")

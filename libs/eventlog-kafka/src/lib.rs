@@ -53,6 +53,10 @@ pub struct KafkaOptions {
     pub replication: i32,
     /// Most records waiting in the producer's queue (QueueFull beyond).
     pub queue_records_max: u32,
+    /// librdkafka settings applied to every client before kpr's own (TLS, SASL:
+    /// `security.protocol=SASL_SSL`, `ssl.ca.location=…`, `sasl.mechanism=SCRAM-SHA-512`…).
+    /// kpr's settings that its guarantees rest on (idempotence, acks, offsets) win.
+    pub client_config: Vec<(String, String)>,
 }
 
 impl KafkaOptions {
@@ -64,8 +68,20 @@ impl KafkaOptions {
             partitions,
             replication: 1,
             queue_records_max: 100_000,
+            client_config: Vec::new(),
         }
     }
+}
+
+/// A librdkafka configuration: the brokers, then the deployment's settings (TLS,
+/// SASL), then whatever the caller sets on top.
+pub fn client_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in extra {
+        config.set(key, value);
+    }
+    config
 }
 
 fn kafka(e: KafkaError) -> LogError {
@@ -140,10 +156,10 @@ impl KafkaLog {
     /// Connects, creating the topic with `options.partitions` partitions if it does not
     /// exist; an existing topic keeps its partitions.
     pub async fn open(options: KafkaOptions) -> Result<KafkaLog, LogError> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &options.brokers)
-            .create()
-            .map_err(kafka)?;
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(&options.brokers, &options.client_config)
+                .create()
+                .map_err(kafka)?;
         // The log keeps every fact forever (no time or size retention), and takes
         // batches as large as the producer may send.
         let topic = NewTopic::new(
@@ -171,8 +187,7 @@ impl KafkaLog {
                 }
             }
         }
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &options.brokers)
+        let producer: FutureProducer = client_config(&options.brokers, &options.client_config)
             .set("enable.idempotence", "true")
             // A batch that fails for good must stop the producer rather than leave a
             // gap that later batches (validated against it) are stored behind.
@@ -199,8 +214,7 @@ impl KafkaLog {
     async fn partitions_of(options: &KafkaOptions) -> Result<u32, LogError> {
         let options = options.clone();
         tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &options.brokers)
+            let consumer: BaseConsumer = client_config(&options.brokers, &options.client_config)
                 .create()
                 .map_err(kafka)?;
             let deadline = Instant::now() + CALL_TIMEOUT;
@@ -240,17 +254,17 @@ impl KafkaLog {
     }
 
     fn new_reader(&self) -> Result<Reader, LogError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.options.brokers)
-            .set("group.id", format!("kpr-reader-{}", self.options.topic))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "50")
-            .set("fetch.message.max.bytes", "67108864")
-            // Reading below the log's start is an error, never a silent jump to the end.
-            .set("auto.offset.reset", "error")
-            .create()
-            .map_err(kafka)?;
+        let consumer: BaseConsumer =
+            client_config(&self.options.brokers, &self.options.client_config)
+                .set("group.id", format!("kpr-reader-{}", self.options.topic))
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "false")
+                .set("fetch.wait.max.ms", "50")
+                .set("fetch.message.max.bytes", "67108864")
+                // Reading below the log's start is an error, never a silent jump to the end.
+                .set("auto.offset.reset", "error")
+                .create()
+                .map_err(kafka)?;
         Ok(Reader {
             consumer,
             next: None,

@@ -447,19 +447,28 @@ impl tokio_stream::Stream for Incoming {
 }
 
 /// A tonic server builder with the gate's HTTP/2 bounds: concurrent streams per
-/// connection and keep-alive pings (which also find dead peers).
-pub fn grpc_server(limits: Limits) -> tonic::transport::Server {
-    tonic::transport::Server::builder()
+/// connection and keep-alive pings (which also find dead peers), and TLS when given.
+pub fn grpc_server(
+    limits: Limits,
+    tls: Option<&Tls>,
+) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let server = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.streams_max)
         .http2_keepalive_interval(Some(limits.keepalive_interval))
-        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout));
+    match tls {
+        Some(tls) => server.tls_config(tls.grpc.clone()),
+        None => Ok(server),
+    }
 }
 
-/// Serves `router` over HTTP/1 on `listener`, every connection through `gate`, until
-/// `shutdown` resolves; then lets requests in flight finish.
+/// Serves `router` over HTTP/1 on `listener`, every connection through `gate` (and
+/// through TLS when `tls` is given), until `shutdown` resolves; then lets requests in
+/// flight finish.
 pub async fn serve_http(
     listener: TcpListener,
     gate: Arc<Gate>,
+    tls: Option<TlsAcceptor>,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -480,7 +489,25 @@ pub async fn serve_http(
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
+            // The handshake runs in the connection's task, bounded like every other
+            // wait of a connection, so a slow one holds up nobody else.
+            let stream = match tls {
+                None => MaybeTls::Plain(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => MaybeTls::Tls(Box::new(stream)),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -507,4 +534,179 @@ pub async fn serve_http(
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A gRPC status code by its canonical name (`PERMISSION_DENIED`), as the audit trail
+/// and logs record it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The `authorization` value of a gRPC request's metadata, if it is readable text.
+pub fn authorization(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
+    metadata.get("authorization").and_then(|v| v.to_str().ok())
+}
+
+/// The TLS acceptor of an HTTP listener.
+pub type TlsAcceptor = tokio_rustls::TlsAcceptor;
+
+/// A connection of an HTTP listener, with or without TLS.
+enum MaybeTls {
+    Plain(Guarded<TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<Guarded<TcpStream>>>),
+}
+
+impl AsyncRead for MaybeTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The certificate files of a listener: PEM chain and key, and for mutual TLS the CA
+/// that client certificates must chain to.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM), leaf first.
+    pub cert: std::path::PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// CA certificates (PEM) client certificates must chain to; `None`: no client
+    /// certificates asked for.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// TLS for every listener of a process, loaded once from [`TlsFiles`].
+#[derive(Clone)]
+pub struct Tls {
+    /// For tonic (gRPC).
+    pub grpc: tonic::transport::ServerTlsConfig,
+    /// For the HTTP listeners.
+    pub http: TlsAcceptor,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> io::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read the {what} {}: {e}", path.display()),
+        )
+    })
+}
+
+fn invalid(text: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, text)
+}
+
+impl TlsFiles {
+    /// Reads and checks the files.
+    pub fn load(&self, limits: Limits) -> io::Result<Tls> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let cert_pem = read_file(&self.cert, "TLS certificate")?;
+        let key_pem = read_file(&self.key, "TLS key")?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(format!("{}: {e}", self.cert.display())))?;
+        if certs.is_empty() {
+            return Err(invalid(format!(
+                "{} holds no certificate",
+                self.cert.display()
+            )));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| invalid(format!("{}: {e}", self.key.display())))?;
+        let builder = rustls::ServerConfig::builder();
+        let mut grpc = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&cert_pem, &key_pem))
+            .timeout(limits.handshake_timeout);
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let ca_pem = read_file(path, "client CA")?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(&ca_pem) {
+                    let cert = cert.map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+                grpc = grpc.client_ca_root(tonic::transport::Certificate::from_pem(&ca_pem));
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+            invalid(format!(
+                "{} and {}: {e}",
+                self.cert.display(),
+                self.key.display()
+            ))
+        })?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            grpc,
+            http: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
 }

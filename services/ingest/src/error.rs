@@ -80,6 +80,9 @@ pub enum IngestError {
         /// The owner's address, when configured.
         owner: Option<String>,
     },
+    /// No valid token, or a token that does not allow this call.
+    #[error("{0}")]
+    Auth(kpr_auth::AuthError),
     /// The append queue is full.
     #[error("the ingest queue is full ({capacity_batches} batches); retry later")]
     QueueFull {
@@ -220,6 +223,8 @@ fn code_of(error: &IngestError) -> Code {
         IngestError::FailedPrecondition { .. } | IngestError::NotOwner { .. } => {
             Code::FailedPrecondition
         }
+        IngestError::Auth(e) if e.is_unauthenticated() => Code::Unauthenticated,
+        IngestError::Auth(_) => Code::PermissionDenied,
         IngestError::QueueFull { .. } => Code::ResourceExhausted,
         IngestError::Unavailable(_) => Code::Unavailable,
         IngestError::Internal(_) => Code::Internal,
@@ -267,6 +272,7 @@ pub fn to_status(error: &IngestError) -> Status {
             details.set_error_info("WRONG_INGEST_NODE", ERROR_DOMAIN, metadata);
             return Status::with_error_details(code, error.to_string(), details);
         }
+        IngestError::Auth(e) => e.rule(),
         IngestError::QueueFull { capacity_batches } => {
             details.add_quota_failure_violation(
                 "ingest queue",
@@ -286,6 +292,28 @@ pub fn to_status(error: &IngestError) -> Status {
     };
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, bounded(error.to_string(), MESSAGE_BYTES_MAX), details)
+}
+
+/// The short reason of a refusal, for the audit trail: the error-info reason, and for
+/// lifecycle refusals the first rule broken.
+pub fn rule_of(error: &IngestError) -> String {
+    match error {
+        IngestError::InvalidArgument { .. } => "INVALID_EVENT".into(),
+        IngestError::FailedPrecondition { violations } => violations
+            .first()
+            .map(|v| v.violation.rule.to_string())
+            .unwrap_or_else(|| "LIFECYCLE_RULE".into()),
+        IngestError::NotOwner { .. } => "WRONG_INGEST_NODE".into(),
+        IngestError::Auth(e) => e.rule().into(),
+        IngestError::QueueFull { .. } => "QUEUE_FULL".into(),
+        IngestError::Unavailable(_) => "LOG_UNAVAILABLE".into(),
+        IngestError::Internal(_) => "INTERNAL".into(),
+    }
+}
+
+/// The gRPC code of an ingest error.
+pub fn code(error: &IngestError) -> Code {
+    code_of(error)
 }
 
 /// The streaming form of a refusal; `None` for errors that end the stream.
@@ -320,12 +348,14 @@ pub fn to_rejection(error: &IngestError) -> Option<pb::Rejection> {
                 })
                 .collect(),
         }),
-        IngestError::QueueFull { .. } | IngestError::NotOwner { .. } => Some(pb::Rejection {
-            code,
-            message,
-            field_violations: Vec::new(),
-            precondition_violations: Vec::new(),
-        }),
+        IngestError::QueueFull { .. } | IngestError::NotOwner { .. } | IngestError::Auth(_) => {
+            Some(pb::Rejection {
+                code,
+                message,
+                field_violations: Vec::new(),
+                precondition_violations: Vec::new(),
+            })
+        }
         IngestError::Unavailable(_) | IngestError::Internal(_) => None,
     }
 }

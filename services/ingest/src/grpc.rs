@@ -5,6 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use kpr_audit::{AuditLog, Record};
+use kpr_auth::{Authenticator, Caller, Role};
+use kpr_domain::municipality::MunicipalityCode;
 use kpr_eventlog::EventLog;
 use kpr_wire::pb;
 use kpr_wire::pb::ingest_service_server::{IngestService, IngestServiceServer};
@@ -13,21 +16,76 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::error::{IngestError, to_rejection, to_status};
+use crate::error::{IngestError, code, rule_of, to_rejection, to_status};
 use crate::ingestor::{Ack, Ingestor};
 
 /// Batches of one stream that may be waiting for durability at once.
 pub const STREAM_BATCHES_IN_FLIGHT_MAX: usize = 64;
 
-/// The gRPC face of an [`Ingestor`].
+/// The gRPC face of an [`Ingestor`]: authenticates each call, binds it to the
+/// caller's municipality and records it in the audit trail.
 pub struct IngestGrpc<L> {
     ingestor: Arc<Ingestor<L>>,
+    auth: Arc<Authenticator>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+const APPEND: &str = "/kpr.v1.IngestService/Append";
+const APPEND_STREAM: &str = "/kpr.v1.IngestService/AppendStream";
+
+/// A refused caller (if it was identified) and why.
+type Refused = Box<(Option<Caller>, IngestError)>;
+
+/// Who is writing, once the token has been checked.
+struct Writer {
+    caller: Option<Caller>,
+    /// The one municipality it may write (`None` only with authentication off).
+    bound: Option<MunicipalityCode>,
 }
 
 impl<L: EventLog> IngestGrpc<L> {
-    /// A service over `ingestor`.
-    pub fn new(ingestor: Arc<Ingestor<L>>) -> IngestGrpc<L> {
-        IngestGrpc { ingestor }
+    /// A service over `ingestor`, checking callers with `auth` and recording every call
+    /// in `audit` (when given).
+    pub fn new(
+        ingestor: Arc<Ingestor<L>>,
+        auth: Arc<Authenticator>,
+        audit: Option<Arc<AuditLog>>,
+    ) -> IngestGrpc<L> {
+        IngestGrpc {
+            ingestor,
+            auth,
+            audit,
+        }
+    }
+
+    /// The caller of a request, with the ingest role and a municipality binding.
+    fn writer(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Writer, Refused> {
+        let caller = self
+            .auth
+            .authenticate(kpr_net::authorization(metadata))
+            .map_err(|e| Box::new((None, IngestError::Auth(e))))?;
+        if !self.auth.is_on() {
+            return Ok(Writer {
+                caller: Some(caller),
+                bound: None,
+            });
+        }
+        if let Err(e) = caller.require(Role::Ingest) {
+            return Err(Box::new((Some(caller), IngestError::Auth(e))));
+        }
+        match caller.municipality {
+            Some(bound) => Ok(Writer {
+                bound: Some(bound),
+                caller: Some(caller),
+            }),
+            None => {
+                let org = caller.org_number.clone().unwrap_or_else(|| "none".into());
+                Err(Box::new((
+                    Some(caller),
+                    IngestError::Auth(kpr_auth::AuthError::Unbound { org }),
+                )))
+            }
+        }
     }
 
     /// The tonic server for this service, with the message size bound applied.
@@ -54,8 +112,13 @@ fn response(acks: Vec<Ack>) -> pb::AppendResponse {
 
 /// What the inbound half of a stream hands to the answering half, in request order.
 enum Pending {
-    /// A begun batch and its completion task.
-    Batch(u64, tokio::task::JoinHandle<Result<Vec<Ack>, IngestError>>),
+    /// A begun batch, its completion task, its events and size (for the audit trail).
+    Batch(
+        u64,
+        tokio::task::JoinHandle<Result<Vec<Ack>, IngestError>>,
+        Vec<pb::Event>,
+        u64,
+    ),
     /// The stream failed (e.g. a message over the size bound): answer with this and stop.
     Failed(Status),
 }
@@ -68,11 +131,23 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        let bytes_in = prost::Message::encoded_len(request.get_ref()) as u64;
+        let writer = self.writer(request.metadata());
         let events = request.into_inner().events;
-        match self.ingestor.append(&events).await {
-            Ok(acks) => Ok(Response::new(response(acks))),
-            Err(error) => Err(to_status(&error)),
-        }
+        let (caller, outcome) = match writer {
+            Ok(writer) => (
+                writer.caller,
+                self.ingestor.append(writer.bound, &events).await,
+            ),
+            Err(refused) => {
+                let (caller, error) = *refused;
+                (caller, Err(error))
+            }
+        };
+        let answer = outcome.map(response);
+        let entry = audit_entry(APPEND, caller.as_ref(), &events, &answer, bytes_in);
+        record(self.audit.as_deref(), entry).await?;
+        answer.map(Response::new).map_err(|e| to_status(&e))
     }
 
     type AppendStreamStream = AnswerStream;
@@ -81,6 +156,22 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
         &self,
         request: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<AnswerStream>, Status> {
+        let writer = match self.writer(request.metadata()) {
+            Ok(writer) => writer,
+            Err(refused) => {
+                let (caller, error) = *refused;
+                let entry = audit_entry(APPEND_STREAM, caller.as_ref(), &[], &Err(error), 0);
+                let status = match &entry.1 {
+                    Some(status) => status.clone(),
+                    None => Status::internal("refused"),
+                };
+                record(self.audit.as_deref(), entry).await?;
+                return Err(status);
+            }
+        };
+        let bound = writer.bound;
+        let caller = writer.caller;
+        let audit = self.audit.clone();
         let mut inbound = request.into_inner();
         let (pending_tx, mut pending_rx) = mpsc::channel(STREAM_BATCHES_IN_FLIGHT_MAX);
         let (answer_tx, answer_rx) = mpsc::channel(STREAM_BATCHES_IN_FLIGHT_MAX);
@@ -95,13 +186,14 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
                 let item = match inbound.message().await {
                     Ok(Some(_)) if inbound_stopped.load(Ordering::SeqCst) => break,
                     Ok(Some(request)) => {
-                        let pending = match ingestor.begin(&request.events) {
+                        let bytes_in = prost::Message::encoded_len(&request) as u64;
+                        let pending = match ingestor.begin(bound, &request.events) {
                             Ok(completion) => tokio::spawn(completion.wait()),
                             Err(error) => {
                                 tokio::spawn(async move { Err::<Vec<Ack>, IngestError>(error) })
                             }
                         };
-                        Pending::Batch(index, pending)
+                        Pending::Batch(index, pending, request.events, bytes_in)
                     }
                     Ok(None) => break,
                     // A message over the size bound, or one that does not decode: the
@@ -118,8 +210,10 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
         // Answers go out in request order.
         tokio::spawn(async move {
             while let Some(item) = pending_rx.recv().await {
-                let (batch_index, pending) = match item {
-                    Pending::Batch(index, pending) => (index, pending),
+                let (batch_index, pending, events, bytes_in) = match item {
+                    Pending::Batch(index, pending, events, bytes_in) => {
+                        (index, pending, events, bytes_in)
+                    }
                     Pending::Failed(status) => {
                         let _ = answer_tx.send(Err(status)).await;
                         break;
@@ -128,10 +222,18 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
                 let outcome = pending.await.unwrap_or_else(|e| {
                     Err(IngestError::Internal(format!("append task failed: {e}")))
                 });
+                let outcome = outcome.map(response);
+                let entry =
+                    audit_entry(APPEND_STREAM, caller.as_ref(), &events, &outcome, bytes_in);
+                if let Err(status) = record(audit.as_deref(), entry).await {
+                    let _ = answer_tx.send(Err(status)).await;
+                    stopped.store(true, Ordering::SeqCst);
+                    break;
+                }
                 let answer = match outcome {
                     Ok(acks) => Ok(pb::AppendStreamResponse {
                         batch_index,
-                        result: Some(pb::append_stream_response::Result::Appended(response(acks))),
+                        result: Some(pb::append_stream_response::Result::Appended(acks)),
                     }),
                     Err(error) => match to_rejection(&error) {
                         Some(rejection) => Ok(pb::AppendStreamResponse {
@@ -151,4 +253,82 @@ impl<L: EventLog> IngestService for IngestGrpc<L> {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(answer_rx))))
     }
+}
+
+/// The audit entry of one append (or refusal), and the status of a refusal.
+fn audit_entry(
+    method: &str,
+    caller: Option<&Caller>,
+    events: &[pb::Event],
+    answer: &Result<pb::AppendResponse, IngestError>,
+    bytes_in: u64,
+) -> (Record, Option<Status>) {
+    let (outcome, rule, bytes_out, positions, status) = match answer {
+        Ok(response) => {
+            let mut by_partition: std::collections::BTreeMap<u32, (u64, u64)> =
+                std::collections::BTreeMap::new();
+            for ack in &response.acks {
+                let span = by_partition
+                    .entry(ack.partition)
+                    .or_insert((ack.offset, ack.offset));
+                span.0 = span.0.min(ack.offset);
+                span.1 = span.1.max(ack.offset);
+            }
+            let positions: Vec<String> = by_partition
+                .iter()
+                .map(|(p, (from, to))| format!("p{p}:{from}-{to}"))
+                .collect();
+            (
+                "OK".to_string(),
+                String::new(),
+                prost::Message::encoded_len(response) as u64,
+                positions.join(" "),
+                None,
+            )
+        }
+        Err(error) => {
+            let status = to_status(error);
+            (
+                kpr_net::code_name(code(error)).to_string(),
+                rule_of(error),
+                status.message().len() as u64 + status.details().len() as u64,
+                String::new(),
+                Some(status),
+            )
+        }
+    };
+    let record = Record {
+        time_unix_ms: crate::ingestor::now_unix_ms(),
+        client: caller.map_or_else(|| "anonymous".to_string(), |c| c.client_id.clone()),
+        org: caller
+            .and_then(|c| c.org_number.clone())
+            .unwrap_or_default(),
+        role: Role::Ingest.name().to_string(),
+        channel: "grpc".into(),
+        method: method.to_string(),
+        // As sent (bounded): the audit trail says what was asked for, also when refused.
+        municipality: events
+            .first()
+            .map(|e| e.municipality.chars().take(8).collect())
+            .unwrap_or_default(),
+        events: events.len() as u64,
+        positions,
+        outcome,
+        rule,
+        bytes_in,
+        bytes_out,
+    };
+    (record, status)
+}
+
+/// Records an entry; a call that cannot be recorded is answered UNAVAILABLE (an
+/// acknowledged append it carried is durable, and its retry is a duplicate).
+async fn record(audit: Option<&AuditLog>, entry: (Record, Option<Status>)) -> Result<(), Status> {
+    let Some(audit) = audit else {
+        return Ok(());
+    };
+    audit.record(entry.0).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot write the audit trail");
+        Status::unavailable("the audit trail cannot be written; retry later")
+    })
 }

@@ -126,7 +126,7 @@ pub struct Completion {
     acks: Vec<(String, Source)>,
 }
 
-fn now_unix_ms() -> i64 {
+pub(crate) fn now_unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -239,7 +239,18 @@ impl<L: EventLog> Ingestor<L> {
     }
 
     /// Validates, applies and enqueues a batch (phase one of an append).
-    pub fn begin(self: &Arc<Self>, events: &[pb::Event]) -> Result<Completion, IngestError> {
+    ///
+    /// `bound` is the municipality the caller may write (from its token); `None` only
+    /// when authentication is off. It is checked before anything else is looked at, so a
+    /// caller learns nothing about another municipality's events.
+    pub fn begin(
+        self: &Arc<Self>,
+        bound: Option<MunicipalityCode>,
+        events: &[pb::Event],
+    ) -> Result<Completion, IngestError> {
+        if let Some(bound) = bound {
+            crate::binding::check(bound, events)?;
+        }
         if !self.accepting.load(Ordering::SeqCst) {
             let reason = self.failure.lock().ok().and_then(|f| f.clone());
             return Err(IngestError::Unavailable(
@@ -411,8 +422,12 @@ impl<L: EventLog> Ingestor<L> {
     }
 
     /// Phase one and two together.
-    pub async fn append(self: &Arc<Self>, events: &[pb::Event]) -> Result<Vec<Ack>, IngestError> {
-        self.begin(events)?.wait().await
+    pub async fn append(
+        self: &Arc<Self>,
+        bound: Option<MunicipalityCode>,
+        events: &[pb::Event],
+    ) -> Result<Vec<Ack>, IngestError> {
+        self.begin(bound, events)?.wait().await
     }
 
     /// Waits for a batch's durability, records its positions in the state (or stops
@@ -603,7 +618,7 @@ mod tests {
             .await
             .unwrap();
         let acks = ingestor
-            .append(&[check(E1, 1), check(E1, 1), check(E2, 2)])
+            .append(None, &[check(E1, 1), check(E1, 1), check(E2, 2)])
             .await
             .unwrap();
         assert_eq!(
@@ -611,7 +626,7 @@ mod tests {
             vec![false, true, false]
         );
         assert_eq!(acks[0].position, acks[1].position);
-        let again = ingestor.append(&[check(E2, 2)]).await.unwrap();
+        let again = ingestor.append(None, &[check(E2, 2)]).await.unwrap();
         assert_eq!(
             (again[0].position, again[0].duplicate),
             (acks[2].position, true)
@@ -628,8 +643,8 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(stats.records, 2);
-        assert!(reopened.append(&[check(E1, 1)]).await.unwrap()[0].duplicate);
-        let other = reopened.append(&[check(E1, 3)]).await.unwrap_err();
+        assert!(reopened.append(None, &[check(E1, 1)]).await.unwrap()[0].duplicate);
+        let other = reopened.append(None, &[check(E1, 3)]).await.unwrap_err();
         assert!(
             matches!(other, IngestError::InvalidArgument { ref violations } if violations[0].field == "events[0].event_id")
         );
@@ -642,9 +657,9 @@ mod tests {
             .await
             .unwrap();
         // The caller goes away after phase one (a cancelled gRPC request).
-        drop(ingestor.begin(&[check(E1, 1)]).unwrap());
+        drop(ingestor.begin(None, &[check(E1, 1)]).unwrap());
         let acks = ingestor
-            .append(&[check(E1, 1)])
+            .append(None, &[check(E1, 1)])
             .await
             .expect("a resend after a cancelled request is acknowledged");
         assert!(acks[0].duplicate);
@@ -658,7 +673,7 @@ mod tests {
         let (ingestor, _) = Ingestor::open(full, Pseudonymiser::new([7; 32]), config())
             .await
             .unwrap();
-        let error = ingestor.append(&[check(E1, 1)]).await.unwrap_err();
+        let error = ingestor.append(None, &[check(E1, 1)]).await.unwrap_err();
         assert!(matches!(
             error,
             IngestError::QueueFull {
@@ -670,7 +685,7 @@ mod tests {
             tonic::Code::ResourceExhausted
         );
         // The refused event was undone: the same id with other content is not a conflict.
-        let error = ingestor.append(&[check(E1, 2)]).await.unwrap_err();
+        let error = ingestor.append(None, &[check(E1, 2)]).await.unwrap_err();
         assert!(matches!(error, IngestError::QueueFull { .. }), "{error:?}");
     }
 
@@ -681,14 +696,14 @@ mod tests {
             .await
             .unwrap();
         log.close().await.unwrap();
-        let error = ingestor.append(&[check(E1, 1)]).await.unwrap_err();
+        let error = ingestor.append(None, &[check(E1, 1)]).await.unwrap_err();
         assert_eq!(
             crate::error::to_status(&error).code(),
             tonic::Code::Unavailable
         );
         ingestor.stop_accepting();
         assert!(matches!(
-            ingestor.append(&[check(E2, 1)]).await.unwrap_err(),
+            ingestor.append(None, &[check(E2, 1)]).await.unwrap_err(),
             IngestError::Unavailable(_)
         ));
     }
@@ -705,13 +720,13 @@ mod tests {
         let long: Vec<pb::Event> = (0..11)
             .map(|i| check(&format!("00000000-0000-4000-8000-{i:012}"), 1))
             .collect();
-        let error = ingestor.append(&long).await.unwrap_err();
+        let error = ingestor.append(None, &long).await.unwrap_err();
         assert!(
             error
                 .to_string()
                 .contains("the limit is 10 events per batch"),
             "{error}"
         );
-        assert!(ingestor.append(&[]).await.is_err());
+        assert!(ingestor.append(None, &[]).await.is_err());
     }
 }

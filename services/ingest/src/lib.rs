@@ -9,6 +9,7 @@
 //! echoed in an error. This crate is generic over [`kpr_eventlog::EventLog`] and names
 //! no backend.
 
+pub mod binding;
 pub mod error;
 pub mod grpc;
 pub mod ingestor;

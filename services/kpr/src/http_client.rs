@@ -1,9 +1,12 @@
-//! A minimal HTTP/1.1 GET client for the CLI (`kpr stats`) and the tests: one request
-//! per connection, `Connection: close`, body read to the end. Enough for the
-//! register's own loopback statistics API; not a general client.
+//! A minimal HTTP/1.1 client for the CLI (`kpr stats`, `kpr publish`) and the tests:
+//! one request per connection, `Connection: close`, body read to the end, TLS through
+//! rustls for `https://`, a bearer token when given. Enough for the register's own
+//! statistics API; not a general client (written here because the register's API is
+//! all it needs, and a general client would add a second HTTP stack to the binary).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -42,33 +45,97 @@ impl HttpResponse {
     }
 }
 
-/// GETs `url` (`http://host:port/path?query`), blocking, with a 60 s timeout.
+/// GETs `url` (`http://host:port/path?query`), blocking, with a 60 s timeout, with no
+/// token.
 pub fn get(url: &str) -> anyhow::Result<HttpResponse> {
-    request("GET", url)
+    Client::default().request("GET", url)
 }
 
-/// POSTs an empty body to `url`.
+/// POSTs an empty body to `url`, with no token.
 pub fn post(url: &str) -> anyhow::Result<HttpResponse> {
-    request("POST", url)
+    Client::default().request("POST", url)
 }
 
-/// One request without a body.
-pub fn request(method: &str, url: &str) -> anyhow::Result<HttpResponse> {
-    let rest = url
-        .strip_prefix("http://")
-        .context("only http:// URLs are supported")?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let mut stream =
-        TcpStream::connect(authority).with_context(|| format!("cannot connect to {authority}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+/// A client: TLS settings for `https://` URLs and the token to send.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    /// For `https://` URLs (`None`: `https://` is refused).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Sent as `authorization: Bearer …`.
+    pub token: Option<String>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    pub server_name: Option<String>,
+}
+
+impl Client {
+    /// GETs `url`.
+    pub fn get(&self, url: &str) -> anyhow::Result<HttpResponse> {
+        self.request("GET", url)
+    }
+
+    /// POSTs an empty body to `url`.
+    pub fn post(&self, url: &str) -> anyhow::Result<HttpResponse> {
+        self.request("POST", url)
+    }
+
+    /// One request without a body. An `https://` URL is only ever sent over TLS.
+    pub fn request(&self, method: &str, url: &str) -> anyhow::Result<HttpResponse> {
+        let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => bail!("{url}: only http:// and https:// URLs are supported"),
+        };
+        let (authority, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+        let stream = TcpStream::connect(authority)
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let authorization = self
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: */*\r\n{authorization}Content-Length: 0\r\n\r\n"
+        );
+        let raw = if secure {
+            let config = self
+                .tls
+                .clone()
+                .with_context(|| format!("{url}: no TLS settings for https://"))?;
+            let host = match &self.server_name {
+                Some(name) => name.as_str(),
+                None => authority
+                    .rsplit_once(':')
+                    .map_or(authority, |(h, _)| h)
+                    .trim_matches(['[', ']']),
+            };
+            let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                .with_context(|| format!("{host} is not a server name"))?;
+            let connection = rustls::ClientConnection::new(config, name)?;
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            tls.write_all(head.as_bytes())?;
+            let mut raw = Vec::new();
+            match tls.read_to_end(&mut raw) {
+                Ok(_) => {}
+                // A server that closes without close_notify after a complete answer.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                Err(e) => return Err(e).context("TLS connection failed"),
+            }
+            raw
+        } else {
+            let mut stream = stream;
+            stream.write_all(head.as_bytes())?;
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw)?;
+            raw
+        };
+        parse(raw)
+    }
+}
+
+fn parse(raw: Vec<u8>) -> anyhow::Result<HttpResponse> {
     let text = String::from_utf8(raw).context("response is not UTF-8")?;
     let (head, body) = text
         .split_once("\r\n\r\n")

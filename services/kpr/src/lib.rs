@@ -14,3 +14,4 @@ pub mod refdata;
 pub mod serve;
 pub mod split;
 pub mod stats;
+pub mod trust;

@@ -46,12 +46,201 @@ enum Command {
     /// Log operations: `kpr log copy --from sled:DIR --to kafka:BROKERS/TOPIC` (and back).
     #[command(subcommand)]
     Log(LogCommand),
+    /// Access tokens: `kpr auth token --municipality 0301 --role ingest` mints one from
+    /// the local issuer of a data directory.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// The audit trail: list who did what (`kpr audit`), or check its hash chain
+    /// (`kpr audit verify`).
+    Audit(AuditArgs),
+    /// Ask a running register's gRPC health service (exit 0 when SERVING): for
+    /// container probes, which cannot speak TLS themselves.
+    Health(HealthArgs),
     /// Split deployment: an ingest node writing its partitions of the Kafka topic.
     Ingest(IngestArgs),
     /// Split deployment: a projector node (local store; publishes to TOPIC.projection).
     Project(ProjectArgs),
     /// Split deployment: a statistics node serving what projector nodes publish.
     Statistics(StatisticsArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// gRPC endpoint (https:// for TLS).
+    #[arg(long, env = "KPR_ENDPOINT", default_value = "http://127.0.0.1:50051")]
+    endpoint: String,
+    /// The service to ask about ("" for the whole server).
+    #[arg(long, default_value = "")]
+    service: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Mint an access token from the local issuer (prints it on stdout).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// Data directory whose local issuer signs (created by `kpr serve`).
+    #[arg(long, env = "KPR_DATA", default_value = "data")]
+    data: PathBuf,
+    /// Role: ingest, statistics or operator (repeatable).
+    #[arg(long, required = true)]
+    role: Vec<String>,
+    /// Municipality an ingest token writes for (its organisation number is looked up).
+    #[arg(long, conflicts_with = "org_number")]
+    municipality: Option<String>,
+    /// Organisation number the token names (HelseID's orgnr_parent claim).
+    #[arg(long)]
+    org_number: Option<String>,
+    /// Client id (default: kpr-local-<municipality or role>).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Lifetime: 30s, 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// `verify`: check the hash chain and name the first broken entry.
+    action: Option<String>,
+    /// Data directory of the register.
+    #[arg(long, env = "KPR_DATA", default_value = "data")]
+    data: PathBuf,
+    /// Entries at or after this time (RFC 3339 prefix, e.g. 2026-12-03 or 2026-12-03T17:00).
+    #[arg(long)]
+    since: Option<String>,
+    /// Entries of this client id.
+    #[arg(long)]
+    client: Option<String>,
+    /// Entries for this municipality.
+    #[arg(long)]
+    municipality: Option<String>,
+    /// `json` prints one JSON object per line (as stored); default aligned text.
+    #[arg(long, default_value = "text")]
+    format: String,
+}
+
+/// TLS, authentication and the audit trail of a server process.
+#[derive(Debug, Args)]
+struct TrustArgs {
+    /// TLS certificate chain (PEM) for every listener.
+    #[arg(long, env = "KPR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "KPR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) that client certificates must chain to: mutual TLS on every listener.
+    #[arg(long, env = "KPR_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// JWKS file of the trusted token issuer (reread when it changes); default: the
+    /// local issuer in DATA/auth.
+    #[arg(long, env = "KPR_AUTH_JWKS", requires = "auth_issuer")]
+    auth_jwks: Option<PathBuf>,
+    /// The exact `iss` of tokens (with --auth-jwks).
+    #[arg(long, env = "KPR_AUTH_ISSUER")]
+    auth_issuer: Option<String>,
+    /// The `aud` tokens must name.
+    #[arg(long, env = "KPR_AUTH_AUDIENCE", default_value = "kpr")]
+    auth_audience: String,
+    /// Extra bindings, lines `organisation number,municipality code` (e.g. Haram 1580).
+    #[arg(long, env = "KPR_AUTH_BINDINGS")]
+    auth_bindings: Option<PathBuf>,
+    /// Run without authentication (refused on a non-loopback address).
+    #[arg(long, env = "KPR_NO_AUTH", conflicts_with = "auth_jwks")]
+    no_auth: bool,
+    /// Published tables need a statistics token too (default: anonymous reads allowed).
+    #[arg(long, env = "KPR_TABLES_NEED_TOKEN")]
+    tables_need_token: bool,
+    /// Days the audit trail is kept (0: forever).
+    #[arg(long, env = "KPR_AUDIT_RETENTION_DAYS", default_value_t = 3653)]
+    audit_retention_days: u32,
+    /// Plaintext on a non-loopback address, because TLS ends in front of the register.
+    #[arg(long, env = "KPR_ALLOW_PLAINTEXT")]
+    allow_plaintext: bool,
+}
+
+impl TrustArgs {
+    fn config(&self) -> kpr::trust::TrustConfig {
+        let auth = match (&self.auth_jwks, self.no_auth) {
+            (_, true) => kpr::trust::AuthMode::Off,
+            (Some(path), false) => kpr::trust::AuthMode::Jwks {
+                path: path.clone(),
+                issuer: self.auth_issuer.clone().unwrap_or_default(),
+                audience: self.auth_audience.clone(),
+            },
+            (None, false) => kpr::trust::AuthMode::Local,
+        };
+        kpr::trust::TrustConfig {
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(kpr_net::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
+            auth,
+            bindings_file: self.auth_bindings.clone(),
+            anonymous_public: !self.tables_need_token,
+            audit_retention_days: self.audit_retention_days,
+            allow_plaintext: self.allow_plaintext,
+        }
+    }
+}
+
+/// How a client command reaches the register: TLS for https:// endpoints and a token.
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// CA certificates (PEM) to trust for https:// endpoints (default: the system's).
+    #[arg(long, env = "KPR_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, env = "KPR_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "KPR_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// Access token to send (`authorization: Bearer`).
+    #[arg(long, env = "KPR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the access token.
+    #[arg(long, env = "KPR_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Mint the tokens needed from the local issuer of this data directory (on the
+    /// register's own machine).
+    #[arg(long, env = "KPR_ISSUER_DATA")]
+    issuer_data: Option<PathBuf>,
+    /// The name the server certificate must carry, when not the endpoint's host.
+    #[arg(long, env = "KPR_TLS_SERVER_NAME")]
+    tls_server_name: Option<String>,
+}
+
+impl ClientArgs {
+    fn config(&self) -> anyhow::Result<kpr::trust::ClientConfig> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        Ok(kpr::trust::ClientConfig {
+            ca_file: self.ca_file.clone(),
+            cert: self.client_cert.clone(),
+            key: self.client_key.clone(),
+            token,
+            issuer_data: self.issuer_data.clone(),
+            server_name: self.tls_server_name.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -68,16 +257,22 @@ struct KafkaArgs {
     /// Replication factor when topics are created.
     #[arg(long, env = "KPR_REPLICATION", default_value_t = 1)]
     replication: i32,
+    /// A librdkafka setting for every Kafka client, key=value (repeatable): TLS and
+    /// SASL to the brokers, e.g. security.protocol=SASL_SSL, ssl.ca.location=/etc/kafka/ca.pem,
+    /// sasl.mechanism=SCRAM-SHA-512, sasl.username=…, sasl.password=….
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
+    kafka_config: Vec<String>,
 }
 
 impl KafkaArgs {
-    fn topic(&self) -> kpr::split::KafkaTopic {
-        kpr::split::KafkaTopic {
+    fn topic(&self) -> anyhow::Result<kpr::split::KafkaTopic> {
+        Ok(kpr::split::KafkaTopic {
             brokers: self.kafka_brokers.clone(),
             topic: self.topic.clone(),
             partitions: self.partitions,
             replication: self.replication,
-        }
+            client_config: kpr::split::parse_kafka_config(&self.kafka_config)?,
+        })
     }
 }
 
@@ -106,6 +301,8 @@ struct IngestArgs {
     /// Most events in one append batch.
     #[arg(long, env = "KPR_BATCH_EVENTS_MAX", default_value_t = 5000)]
     batch_events_max: u32,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +330,11 @@ struct StatisticsArgs {
     /// Operator HTTP address (exact tables); keep it on loopback [default: 127.0.0.1:8081].
     #[arg(long, env = "KPR_ADMIN_ADDR")]
     admin_addr: Option<SocketAddr>,
+    /// Data directory (the audit trail; the local issuer if no --auth-jwks).
+    #[arg(long, env = "KPR_DATA", default_value = "data")]
+    data: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +383,8 @@ struct PublishArgs {
         default_value = "http://127.0.0.1:8081"
     )]
     admin_endpoint: String,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +426,8 @@ struct StatsArgs {
     /// Compute offline from the log of a stopped register in this data directory (exact).
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +465,8 @@ struct ServeArgs {
     /// Skip the fdatasync after each group commit: survives a killed process, not a power loss.
     #[arg(long, env = "KPR_NO_SYNC_DATA")]
     no_sync_data: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +493,8 @@ struct DemoArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +536,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Stats(args) => stats(args).await,
+            Command::Auth(AuthCommand::Token(args)) => auth_token(args),
+            Command::Audit(args) => audit(args),
+            Command::Health(args) => health(args).await,
             Command::Ingest(args) => {
                 let key = match (args.pseudonym_key_file, std::env::var("KPR_PSEUDONYM_KEY")) {
                     (Some(path), _) => KeySource::File(path),
@@ -340,11 +553,11 @@ fn main() -> anyhow::Result<()> {
                     owners: kpr::split::parse_owners(&args.owners)?,
                 };
                 let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
-                kpr::split::run_ingest(args.kafka.topic(), args.data, key, config, listener, shutdown_signal()).await
+                kpr::split::run_ingest(args.kafka.topic()?, args.data, key, config, listener, args.trust.config(), shutdown_signal()).await
             }
             Command::Project(args) => {
                 let owned = args.partitions_owned.as_deref().map(kpr::split::parse_partitions).transpose()?;
-                kpr::split::run_project(args.kafka.topic(), args.data, owned, shutdown_signal()).await
+                kpr::split::run_project(args.kafka.topic()?, args.data, owned, shutdown_signal()).await
             }
             Command::Statistics(args) => {
                 let grpc = match args.addr {
@@ -353,7 +566,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 let stats = http_listener(args.stats_addr, DEFAULT_STATS_ADDR, "stats").await?;
                 let admin = http_listener(args.admin_addr, DEFAULT_ADMIN_ADDR, "admin").await?;
-                kpr::split::run_statistics(args.kafka.topic(), grpc, stats, admin, shutdown_signal()).await
+                kpr::split::run_statistics(args.kafka.topic()?, args.data, args.trust.config(), grpc, stats, admin, shutdown_signal()).await
             }
             Command::Log(LogCommand::Copy(args)) => {
                 let from = kpr::logcopy::Location::parse(&args.from)?;
@@ -377,7 +590,10 @@ fn main() -> anyhow::Result<()> {
                     args.name,
                     args.year
                 );
-                let response = tokio::task::spawn_blocking(move || kpr::http_client::post(&url))
+                let client_config = args.client.config()?;
+                let token = kpr::trust::Tokens::from_config(&client_config)?.for_role(kpr_auth::Role::Operator)?;
+                let client = kpr::trust::http_client(&client_config, token)?;
+                let response = tokio::task::spawn_blocking(move || client.post(&url))
                     .await??
                     .expect_status(201)?;
                 print!("{}", response.body);
@@ -439,6 +655,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         message_bytes_max: args.message_bytes_max,
         queue_capacity_batches: args.queue_capacity_batches,
         sync_data: !args.no_sync_data,
+        trust: args.trust.config(),
     };
     let grpc = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -510,7 +727,19 @@ async fn stats(args: StatsArgs) -> anyhow::Result<()> {
                 base.trim_end_matches('/'),
                 args.figure
             );
-            let response = tokio::task::spawn_blocking(move || kpr::http_client::get(&url))
+            let client_config = args.client.config()?;
+            let role = if args.exact {
+                kpr_auth::Role::Operator
+            } else {
+                kpr_auth::Role::Statistics
+            };
+            // Published tables are read anonymously unless a token is given.
+            let token = match (&client_config.token, &client_config.issuer_data, args.exact) {
+                (None, None, _) | (None, Some(_), false) => None,
+                _ => kpr::trust::Tokens::from_config(&client_config)?.for_role(role)?,
+            };
+            let client = kpr::trust::http_client(&client_config, token)?;
+            let response = tokio::task::spawn_blocking(move || client.get(&url))
                 .await??
                 .expect_status(200)?;
             let position = response
@@ -574,12 +803,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             first_year: today.year() - args.years.min(100) as i32,
             ..kpr_synth::NationalConfig::standard(today)
         };
-        kpr::demo::run_national(&args.endpoint, &config, !args.quiet).await?
+        kpr::demo::run_national(&args.endpoint, &args.client.config()?, &config, !args.quiet)
+            .await?
     } else {
         let mut config = kpr_synth::DemoConfig::standard(today);
         config.seed = args.seed;
         config.persons = args.persons;
-        kpr::demo::run(&args.endpoint, &config, !args.quiet).await?
+        kpr::demo::run(&args.endpoint, &args.client.config()?, &config, !args.quiet).await?
     };
     println!(
         "demo: {} batches, {} events stored, {} already stored (duplicates), {} batches refused, {:.1} s ({:.0} events/s)",
@@ -594,6 +824,174 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("{} demo batches were refused", summary.rejected_batches);
     }
     Ok(())
+}
+
+/// Parses a lifetime such as `30s`, `15m`, `1h` or `7d` into seconds.
+fn parse_ttl(text: &str) -> anyhow::Result<u64> {
+    let (number, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("--ttl {text}: use 30s, 15m, 1h or 7d"))?;
+    let factor = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("--ttl {text}: use 30s, 15m, 1h or 7d"),
+    };
+    anyhow::ensure!(
+        n > 0 && n * factor <= 366 * 86_400,
+        "--ttl {text}: between 1 s and 366 days"
+    );
+    Ok(n * factor)
+}
+
+fn auth_token(args: TokenArgs) -> anyhow::Result<()> {
+    let mut roles = Vec::new();
+    for name in &args.role {
+        roles.push(
+            kpr_auth::Role::from_name(name)
+                .with_context(|| format!("--role {name}: use ingest, statistics or operator"))?,
+        );
+    }
+    let org_number = match (&args.municipality, &args.org_number) {
+        (Some(code), _) => Some(
+            kpr::trust::bindings(None)?
+                .org_number_of(code)
+                .with_context(|| format!("no organisation number is bound to municipality {code}; give --org-number and bind it with --auth-bindings on the server"))?
+                .to_string(),
+        ),
+        (None, Some(org)) => Some(org.clone()),
+        (None, None) => None,
+    };
+    anyhow::ensure!(
+        org_number.is_some() || !roles.contains(&kpr_auth::Role::Ingest),
+        "an ingest token names its municipality: give --municipality or --org-number"
+    );
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| match &args.municipality {
+            Some(code) => format!("kpr-local-{code}"),
+            None => format!("kpr-local-{}", args.role.join("-")),
+        });
+    let ttl = parse_ttl(&args.ttl)?;
+    let token = kpr::trust::mint(&args.data, &client_id, &roles, org_number.clone(), ttl)?;
+    // Minting is an operator action: it is in the audit trail.
+    let record = kpr_audit::Record {
+        time_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        client: format!("cli:{}", rustix::process::getuid().as_raw()),
+        org: org_number.unwrap_or_default(),
+        role: "operator".into(),
+        channel: "cli".into(),
+        method: format!(
+            "auth token {} for {client_id} ({ttl} s)",
+            args.role.join(",")
+        ),
+        municipality: args.municipality.clone().unwrap_or_default(),
+        outcome: "OK".into(),
+        ..kpr_audit::Record::default()
+    };
+    kpr_audit::record_blocking(
+        &kpr::trust::audit_dir(&args.data),
+        kpr_audit::AuditOptions {
+            retention_days: 0,
+            sync: true,
+        },
+        record,
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn health(args: HealthArgs) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let channel = kpr::trust::channel(
+        &args.endpoint,
+        &args.client.config()?,
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: args.service.clone(),
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), client.check(request))
+        .await
+        .context("no health answer within 5 s")??
+        .into_inner()
+        .status;
+    let name = ServingStatus::try_from(status)
+        .map(|s| s.as_str_name())
+        .unwrap_or("UNKNOWN");
+    println!("{name}");
+    anyhow::ensure!(
+        status == ServingStatus::Serving as i32,
+        "not serving: {name}"
+    );
+    Ok(())
+}
+
+fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let dir = kpr::trust::audit_dir(&args.data);
+    match args.action.as_deref() {
+        Some("verify") => {
+            let report = kpr_audit::verify(&dir)?;
+            println!(
+                "ok: {} entries ({}–{}), the hash chain holds{}; head {}",
+                report.entries,
+                report.first_seq,
+                report.last_seq,
+                if report.anchored {
+                    " from the oldest kept entry (older ones removed by retention)"
+                } else {
+                    ""
+                },
+                report.head
+            );
+            Ok(())
+        }
+        Some(other) => anyhow::bail!("kpr audit {other}: the action is `verify` (or none to list)"),
+        None => {
+            let entries = kpr_audit::read(&dir)?;
+            for entry in entries.iter().filter(|e| {
+                args.since.as_deref().is_none_or(|s| e.time.as_str() >= s)
+                    && args.client.as_deref().is_none_or(|c| e.client == c)
+                    && args
+                        .municipality
+                        .as_deref()
+                        .is_none_or(|m| e.municipality == m)
+            }) {
+                if args.format == "json" {
+                    println!("{}", serde_json::to_string(entry)?);
+                } else {
+                    let r = entry;
+                    println!(
+                        "{:>6} {} {:<22} {:<10} {:<4} {:<44} {:<4} {:>5} {:<18} {}{}",
+                        entry.seq,
+                        entry.time,
+                        r.client,
+                        r.role,
+                        r.channel,
+                        r.method,
+                        r.municipality,
+                        r.events,
+                        r.outcome,
+                        r.rule,
+                        if r.positions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {}", r.positions)
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub queue_capacity_batches: u32,
     /// fdatasync after each group commit.
     pub sync_data: bool,
+    /// TLS, authentication and the audit trail.
+    pub trust: crate::trust::TrustConfig,
 }
 
 /// The sled log directory inside a data directory.
@@ -182,6 +184,11 @@ pub async fn run(
     } = listeners;
     let key = load_key(&config)?;
     let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
+    let mut addresses = vec![listener.local_addr()?];
+    for l in [&stats_listener, &admin_listener].into_iter().flatten() {
+        addresses.push(l.local_addr()?);
+    }
+    let trust = crate::trust::open(&config.trust, &config.data_dir, &addresses, gate.limits())?;
     tracing::info!(
         connections_max = gate.limits().connections_max,
         "connection limit (from the file limit)"
@@ -214,10 +221,15 @@ pub async fn run(
         .await;
 
     let (reflection, reflection_v1alpha) = reflection()?;
-    let ingest = IngestGrpc::new(Arc::clone(&ingestor)).into_server(config.message_bytes_max);
+    let ingest = IngestGrpc::new(
+        Arc::clone(&ingestor),
+        Arc::clone(&trust.auth),
+        Some(Arc::clone(&trust.audit)),
+    )
+    .into_server(config.message_bytes_max);
 
     let address = listener.local_addr()?;
-    tracing::info!(%address, data = %config.data_dir.display(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection (v1, v1alpha)");
+    tracing::info!(%address, data = %config.data_dir.display(), tls = trust.tls.is_some(), authentication = trust.auth.is_on(), "serving kpr.v1.IngestService, grpc.health.v1 and reflection (v1, v1alpha)");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
 
     // The read side in the same process: catch up with the log, then tail it.
@@ -268,6 +280,8 @@ pub async fn run(
                 Arc::clone(&gate),
                 Arc::clone(&stats),
                 surface,
+                trust.access(),
+                trust.http_tls(),
                 stopped,
             )));
         }
@@ -285,8 +299,8 @@ pub async fn run(
         }
     };
     let statistics_grpc =
-        kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats)).into_server();
-    let server = kpr_net::grpc_server(gate.limits())
+        kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats), trust.access()).into_server();
+    let server = kpr_net::grpc_server(gate.limits(), trust.tls.as_ref())?
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -320,6 +334,9 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "projector task failed"),
     }
     log.close().await?;
+    if let Err(e) = trust.audit.close().await {
+        tracing::error!(error = %e, "the audit trail did not close cleanly");
+    }
     tracing::info!("log flushed; stopped");
     Ok(())
 }

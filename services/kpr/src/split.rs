@@ -45,6 +45,8 @@ pub struct KafkaTopic {
     pub partitions: u32,
     /// Replication factor when topics are created.
     pub replication: i32,
+    /// librdkafka settings for every client (TLS and SASL to the brokers).
+    pub client_config: Vec<(String, String)>,
 }
 
 impl KafkaTopic {
@@ -55,8 +57,23 @@ impl KafkaTopic {
     async fn open_log(&self) -> anyhow::Result<KafkaLog> {
         let mut options = KafkaOptions::new(&self.brokers, &self.topic, self.partitions);
         options.replication = self.replication;
+        options.client_config = self.client_config.clone();
         Ok(KafkaLog::open(options).await?)
     }
+}
+
+/// Parses `--kafka-config key=value` settings.
+pub fn parse_kafka_config(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| {
+            let (key, value) = item
+                .split_once('=')
+                .with_context(|| format!("--kafka-config {item:?}: give key=value"))?;
+            anyhow::ensure!(!key.trim().is_empty(), "--kafka-config {item:?}: empty key");
+            Ok((key.trim().to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 /// Parses partition sets such as `0-7,12`.
@@ -101,6 +118,7 @@ pub async fn run_ingest(
     key: KeySource,
     ingest: IngestConfig,
     listener: TcpListener,
+    trust: crate::trust::TrustConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let serve_config = ServeConfig {
@@ -112,9 +130,16 @@ pub async fn run_ingest(
         message_bytes_max: 16 * 1024 * 1024,
         queue_capacity_batches: 0,
         sync_data: true,
+        trust,
     };
     let key = load_key(&serve_config)?;
     let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
+    let trust = crate::trust::open(
+        &serve_config.trust,
+        &serve_config.data_dir,
+        &[listener.local_addr()?],
+        gate.limits(),
+    )?;
     let log = Arc::new(kafka.open_log().await?);
     let (ingestor, stats) = Ingestor::open(Arc::clone(&log), key, ingest).await?;
     tracing::info!(
@@ -134,14 +159,21 @@ pub async fn run_ingest(
             ingestor.stop_accepting();
         }
     };
-    kpr_net::grpc_server(gate.limits())
+    let ingest = IngestGrpc::new(
+        ingestor,
+        Arc::clone(&trust.auth),
+        Some(Arc::clone(&trust.audit)),
+    )
+    .into_server(serve_config.message_bytes_max);
+    kpr_net::grpc_server(gate.limits(), trust.tls.as_ref())?
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
-        .add_service(IngestGrpc::new(ingestor).into_server(serve_config.message_bytes_max))
+        .add_service(ingest)
         .serve_with_incoming_shutdown(gate.incoming(listener), stopping)
         .await?;
     log.close().await?;
+    let _ = trust.audit.close().await;
     Ok(())
 }
 
@@ -160,6 +192,7 @@ pub async fn run_project(
         &kafka.projection_topic(),
         log.partition_count(),
         kafka.replication,
+        &kafka.client_config,
     )
     .await?;
     let (_releases, store) = kpr_statistics::store::open_stores(&data_dir.join("projector"))?;
@@ -264,25 +297,38 @@ pub async fn run_project(
     }
 }
 
-/// `kpr statistics`: a statistics node serving what projector nodes publish.
+/// `kpr statistics`: a statistics node serving what projector nodes publish. Its data
+/// directory holds its audit trail (and the local issuer, if it trusts its own).
 pub async fn run_statistics(
     kafka: KafkaTopic,
+    data_dir: PathBuf,
+    trust: crate::trust::TrustConfig,
     grpc: Option<TcpListener>,
     stats_listener: Option<TcpListener>,
     admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
+    let mut addresses = Vec::new();
+    for l in [&grpc, &stats_listener, &admin_listener]
+        .into_iter()
+        .flatten()
+    {
+        addresses.push(l.local_addr()?);
+    }
+    crate::serve::private_dir(&data_dir)?;
+    let trust = crate::trust::open(&trust, &data_dir, &addresses, gate.limits())?;
     let input = KeyedTopic::open(
         &kafka.brokers,
         &kafka.projection_topic(),
         kafka.partitions,
         kafka.replication,
+        &kafka.client_config,
     )
     .await?;
     let model = Arc::new(RwLock::new(ReadModel::new()));
     let stats = Arc::new(Statistics::new(Arc::clone(&model)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
     let mut servers = Vec::new();
     for (listener, surface) in [
         (stats_listener, Surface::Public),
@@ -295,6 +341,8 @@ pub async fn run_statistics(
                 Arc::clone(&gate),
                 Arc::clone(&stats),
                 surface,
+                trust.access(),
+                trust.http_tls(),
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
@@ -303,9 +351,10 @@ pub async fn run_statistics(
     }
     if let Some(listener) = grpc {
         let mut stop = stop_rx.clone();
-        let service = kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats)).into_server();
+        let service = kpr_statistics::grpc::StatisticsGrpc::new(Arc::clone(&stats), trust.access())
+            .into_server();
         tokio::spawn(
-            kpr_net::grpc_server(gate.limits())
+            kpr_net::grpc_server(gate.limits(), trust.tls.as_ref())?
                 .add_service(service)
                 .serve_with_incoming_shutdown(gate.incoming(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -340,5 +389,6 @@ pub async fn run_statistics(
     for server in servers {
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     }
+    let _ = trust.audit.close().await;
     Ok(())
 }

@@ -13,6 +13,10 @@ pub enum StatsError {
     /// Something only operators may do, asked for on the public surface; says what.
     #[error("{0} only on the operator (admin) listener, not on this public one")]
     Forbidden(&'static str),
+    /// No valid token (401 / UNAUTHENTICATED) or one without the role (403 /
+    /// PERMISSION_DENIED).
+    #[error("{0}")]
+    Auth(kpr_auth::AuthError),
     /// No such figure, region or release.
     #[error("{0}")]
     NotFound(String),
@@ -33,6 +37,8 @@ impl StatsError {
         match self {
             StatsError::BadRequest(_) => 400,
             StatsError::Forbidden(_) => 403,
+            StatsError::Auth(e) if e.is_unauthenticated() => 401,
+            StatsError::Auth(_) => 403,
             StatsError::NotFound(_) => 404,
             StatsError::Conflict(_) => 409,
             StatsError::Unavailable(_) => 503,

@@ -1,25 +1,77 @@
 //! `kpr.v1.StatisticsService` over tonic: the public statistics surface for gRPC
 //! clients. It serves the same disclosure-controlled tables as the public HTTP listener.
 
+use std::future::Future;
 use std::sync::Arc;
+
+use kpr_auth::Role;
 
 use kpr_projection::figures::Figure;
 use kpr_wire::pb;
 use kpr_wire::pb::statistics_service_server::{StatisticsService, StatisticsServiceServer};
 use tonic::{Request, Response, Status};
 
+use crate::access::Access;
 use crate::api::{Format, Rendered, Statistics, TableRequest};
 use crate::error::{EXACT_ONLY_ADMIN, StatsError};
 
 /// The gRPC face of [`Statistics`].
 pub struct StatisticsGrpc {
     stats: Arc<Statistics>,
+    access: Access,
 }
 
 impl StatisticsGrpc {
-    /// A service over `stats`.
-    pub fn new(stats: Arc<Statistics>) -> StatisticsGrpc {
-        StatisticsGrpc { stats }
+    /// A service over `stats`, behind `access`.
+    pub fn new(stats: Arc<Statistics>, access: Access) -> StatisticsGrpc {
+        StatisticsGrpc { stats, access }
+    }
+
+    /// Checks the caller (statistics role, or anonymous where allowed), runs `work`,
+    /// and records the call in the audit trail before answering.
+    async fn audited<T: prost::Message>(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        method: &str,
+        region: &str,
+        work: impl Future<Output = Result<T, StatsError>>,
+    ) -> Result<Response<T>, Status> {
+        let checked = self
+            .access
+            .check(kpr_net::authorization(metadata), Role::Statistics);
+        let (caller, result) = match checked {
+            Ok(caller) => (caller, work.await),
+            Err(e) => (None, Err(StatsError::Auth(e))),
+        };
+        let mut entry = crate::access::record(
+            caller.as_ref(),
+            Role::Statistics,
+            "grpc",
+            method.to_string(),
+        );
+        if region.len() == 4 && region.bytes().all(|b| b.is_ascii_digit()) {
+            entry.municipality = region.to_string();
+        }
+        let answer = result.map_err(|e| {
+            if let StatsError::Auth(auth) = &e {
+                entry.rule = auth.rule().to_string();
+            }
+            to_status(&e)
+        });
+        entry.outcome = match &answer {
+            Ok(body) => {
+                entry.bytes_out = body.encoded_len() as u64;
+                "OK".to_string()
+            }
+            Err(status) => kpr_net::code_name(status.code()).to_string(),
+        };
+        if let Err(e) = self.access.record(entry).await {
+            tracing::error!(error = %e, "cannot write the audit trail");
+            return Err(Status::unavailable(
+                "the audit trail cannot be written; retry later",
+            ));
+        }
+        answer.map(Response::new)
     }
 
     /// The tonic server for this service.
@@ -33,6 +85,8 @@ pub fn to_status(error: &StatsError) -> Status {
     match error {
         StatsError::BadRequest(m) => Status::invalid_argument(m.clone()),
         StatsError::Forbidden(_) => Status::permission_denied(error.to_string()),
+        StatsError::Auth(e) if e.is_unauthenticated() => Status::unauthenticated(e.to_string()),
+        StatsError::Auth(e) => Status::permission_denied(e.to_string()),
         StatsError::NotFound(m) => Status::not_found(m.clone()),
         StatsError::Conflict(m) => Status::already_exists(m.clone()),
         StatsError::Unavailable(m) => Status::unavailable(m.clone()),
@@ -79,67 +133,48 @@ impl StatisticsService for StatisticsGrpc {
         &self,
         request: Request<pb::GetTableRequest>,
     ) -> Result<Response<pb::TableResponse>, Status> {
-        let r = request.into_inner();
-        // The fields are values, never query syntax: a field carrying `&` or `=` could
-        // smuggle `exact=true` past the public surface.
-        for (name, value) in [
-            ("figure", &r.figure),
-            ("region", &r.region),
-            ("date", &r.date),
-            ("period", &r.period),
-        ] {
-            if value.contains(['&', '=', '%']) {
-                return Err(to_status(&StatsError::BadRequest(format!(
-                    "{name} holds a character that no {name} has"
-                ))));
-            }
-        }
-        let mut query = vec![format!("region={}", r.region)];
-        if r.year != 0 {
-            query.push(format!("year={}", r.year));
-        }
-        if !r.date.is_empty() {
-            query.push(format!("date={}", r.date));
-        }
-        if !r.period.is_empty() {
-            query.push(format!("period={}", r.period));
-        }
-        let mut table_request =
-            TableRequest::parse(&r.figure, &query.join("&")).map_err(|e| to_status(&e))?;
-        // This is the public surface: never exact, never "as known at".
-        if table_request.exact || table_request.at.is_some() {
-            return Err(to_status(&StatsError::Forbidden(EXACT_ONLY_ADMIN)));
-        }
-        table_request.format = format_of(r.format);
+        let (metadata, _, r) = request.into_parts();
+        let region = r.region.clone();
         let stats = Arc::clone(&self.stats);
-        let rendered = tokio::task::spawn_blocking(move || stats.render(&table_request))
-            .await
-            .map_err(|e| to_status(&StatsError::Internal(e.to_string())))?
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(response(rendered, "")))
+        let work = async move { table(stats, r).await };
+        self.audited(
+            &metadata,
+            "/kpr.v1.StatisticsService/GetTable",
+            &region,
+            work,
+        )
+        .await
     }
 
     async fn get_release_table(
         &self,
         request: Request<pb::GetReleaseTableRequest>,
     ) -> Result<Response<pb::TableResponse>, Status> {
-        let r = request.into_inner();
+        let (metadata, _, r) = request.into_parts();
         let region = if r.region.is_empty() {
-            "EAK"
+            "EAK".to_string()
         } else {
-            r.region.as_str()
+            r.region.clone()
         };
-        let rendered = self
-            .stats
-            .releases()
-            .and_then(|store| store.table(&r.release, &r.figure, region, format_of(r.format)))
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(response(rendered, &r.release)))
+        let stats = Arc::clone(&self.stats);
+        let work = async {
+            let rendered = stats.releases().and_then(|store| {
+                store.table(&r.release, &r.figure, &region, format_of(r.format))
+            })?;
+            Ok(response(rendered, &r.release))
+        };
+        self.audited(
+            &metadata,
+            "/kpr.v1.StatisticsService/GetReleaseTable",
+            &region,
+            work,
+        )
+        .await
     }
 
     async fn list_figures(
         &self,
-        _: Request<pb::ListFiguresRequest>,
+        request: Request<pb::ListFiguresRequest>,
     ) -> Result<Response<pb::ListFiguresResponse>, Status> {
         let figures = Figure::ALL
             .iter()
@@ -148,6 +183,54 @@ impl StatisticsService for StatisticsGrpc {
                 title: f.title().to_string(),
             })
             .collect();
-        Ok(Response::new(pb::ListFiguresResponse { figures }))
+        let work = async { Ok(pb::ListFiguresResponse { figures }) };
+        self.audited(
+            request.metadata(),
+            "/kpr.v1.StatisticsService/ListFigures",
+            "",
+            work,
+        )
+        .await
     }
+}
+
+/// One public table (the work of `GetTable`).
+async fn table(
+    stats: Arc<Statistics>,
+    r: pb::GetTableRequest,
+) -> Result<pb::TableResponse, StatsError> {
+    // The fields are values, never query syntax: a field carrying `&` or `=` could
+    // smuggle `exact=true` past the public surface.
+    for (name, value) in [
+        ("figure", &r.figure),
+        ("region", &r.region),
+        ("date", &r.date),
+        ("period", &r.period),
+    ] {
+        if value.contains(['&', '=', '%']) {
+            return Err(StatsError::BadRequest(format!(
+                "{name} holds a character that no {name} has"
+            )));
+        }
+    }
+    let mut query = vec![format!("region={}", r.region)];
+    if r.year != 0 {
+        query.push(format!("year={}", r.year));
+    }
+    if !r.date.is_empty() {
+        query.push(format!("date={}", r.date));
+    }
+    if !r.period.is_empty() {
+        query.push(format!("period={}", r.period));
+    }
+    let mut table_request = TableRequest::parse(&r.figure, &query.join("&"))?;
+    // This is the public surface: never exact, never "as known at".
+    if table_request.exact || table_request.at.is_some() {
+        return Err(StatsError::Forbidden(EXACT_ONLY_ADMIN));
+    }
+    table_request.format = format_of(r.format);
+    let rendered = tokio::task::spawn_blocking(move || stats.render(&table_request))
+        .await
+        .map_err(|e| StatsError::Internal(e.to_string()))??;
+    Ok(response(rendered, ""))
 }

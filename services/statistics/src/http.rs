@@ -10,12 +10,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Response, StatusCode};
+use axum::http::{HeaderValue, Method, Response, StatusCode};
+use axum::middleware::Next;
 use axum::routing::{get, post};
+use kpr_auth::{AuthError, Role};
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::api::{Format, Rendered, Statistics, TableRequest};
 use crate::error::StatsError;
 
@@ -32,6 +35,7 @@ pub enum Surface {
 struct AppState {
     stats: Arc<Statistics>,
     surface: Surface,
+    access: Access,
 }
 
 fn plain(status: u16, text: String) -> Response<Body> {
@@ -54,7 +58,103 @@ fn error_response(error: &StatsError) -> Response<Body> {
             "internal error; the operator's log has the cause\n".into(),
         );
     }
-    plain(error.http_status(), format!("{error}\n"))
+    let mut response = plain(error.http_status(), format!("{error}\n"));
+    if let StatsError::Auth(auth) = error {
+        // RFC 6750 section 3: no error code when no token was sent.
+        let challenge = match auth {
+            AuthError::Missing => r#"Bearer realm="kpr""#.to_string(),
+            AuthError::MissingRole { role, .. } => format!(
+                r#"Bearer realm="kpr", error="insufficient_scope", scope="{}""#,
+                role.scope()
+            ),
+            e if e.is_unauthenticated() => format!(
+                r#"Bearer realm="kpr", error="invalid_token", error_description="{}""#,
+                e.to_string().replace(['"', '\\'], "'")
+            ),
+            _ => r#"Bearer realm="kpr", error="insufficient_scope""#.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert("www-authenticate", value);
+        }
+    }
+    response
+}
+
+/// The role a request needs on a surface: every route of the operator listener needs
+/// the operator role; the public listener serves published tables only.
+fn needed_role(surface: Surface) -> Role {
+    match surface {
+        Surface::Admin => Role::Operator,
+        Surface::Public => Role::Statistics,
+    }
+}
+
+/// Longest route recorded in the audit trail (with its query), in bytes.
+const ROUTE_BYTES_MAX: usize = 300;
+
+/// Checks the caller of every request and records it in the audit trail (all routes
+/// but `/health`, which load balancers poll and which reveals nothing).
+async fn guard(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response<Body> {
+    let path = request.uri().path().to_string();
+    if path == "/health" {
+        return next.run(request).await;
+    }
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let method = request.method().clone();
+    let role = needed_role(state.surface);
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let checked = state.access.check(authorization, role);
+    let mut route = format!("{method} {path}");
+    if !query.is_empty() {
+        route.push('?');
+        route.push_str(&query);
+    }
+    let mut cut = route.len().min(ROUTE_BYTES_MAX);
+    while !route.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    route.truncate(cut);
+    let bytes_in = request.body().size_hint().exact().unwrap_or(0);
+    let (caller, response, rule) = match checked {
+        Ok(caller) => (caller, next.run(request).await, String::new()),
+        Err(e) => (
+            None,
+            error_response(&StatsError::Auth(e.clone())),
+            e.rule().to_string(),
+        ),
+    };
+    let mut entry = crate::access::record(caller.as_ref(), role, "http", route);
+    entry.municipality = query_value(&query, "region")
+        .filter(|r| r.len() == 4 && r.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_default()
+        .to_string();
+    entry.outcome = response.status().as_u16().to_string();
+    entry.rule = rule;
+    entry.bytes_in = bytes_in;
+    entry.bytes_out = response.body().size_hint().exact().unwrap_or(0);
+    if method == Method::POST && response.status().is_success() {
+        entry.positions = response
+            .headers()
+            .get("x-kpr-log-position")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+    }
+    if let Err(e) = state.access.record(entry).await {
+        tracing::error!(error = %e, "cannot write the audit trail");
+        return plain(
+            503,
+            "the audit trail cannot be written; retry later\n".into(),
+        );
+    }
+    response
 }
 
 fn rendered_response(rendered: Rendered, release: Option<&str>) -> Response<Body> {
@@ -207,8 +307,13 @@ async fn figures() -> Response<Body> {
     plain(200, list)
 }
 
-/// The router of one surface.
-pub fn router(stats: Arc<Statistics>, surface: Surface) -> Router {
+/// The router of one surface, behind `access`.
+pub fn router(stats: Arc<Statistics>, surface: Surface, access: Access) -> Router {
+    let state = AppState {
+        stats,
+        surface,
+        access,
+    };
     Router::new()
         .route("/v1/tables/{figure}", get(table))
         .route("/v1/figures", get(figures))
@@ -216,7 +321,8 @@ pub fn router(stats: Arc<Statistics>, surface: Surface) -> Router {
         .route("/v1/releases/{name}", post(publish))
         .route("/v1/releases/{name}/tables/{figure}", get(release_table))
         .route("/health", get(|| async { plain(200, "ok\n".into()) }))
-        .with_state(AppState { stats, surface })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
 }
 
 /// Serves one surface on `listener` until `shutdown` resolves.
@@ -225,7 +331,16 @@ pub async fn serve(
     gate: Arc<kpr_net::Gate>,
     stats: Arc<Statistics>,
     surface: Surface,
+    access: Access,
+    tls: Option<kpr_net::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    kpr_net::serve_http(listener, gate, router(stats, surface), shutdown).await
+    kpr_net::serve_http(
+        listener,
+        gate,
+        tls,
+        router(stats, surface, access),
+        shutdown,
+    )
+    .await
 }

@@ -5,6 +5,7 @@
 //! **Invariant:** exact numbers never leave this crate without `exact=true` (operator
 //! role); every other table goes through [`disclosure::protect`] first.
 
+pub mod access;
 pub mod api;
 pub mod disclosure;
 pub mod error;

@@ -384,11 +384,14 @@ fn fsync_rate(dir: &std::path::Path, seconds: f64) -> anyhow::Result<f64> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The municipalities the ingest benchmark writes, one per client (by residue mod 8).
+pub(crate) const BENCH_MUNICIPALITIES: [&str; 8] = [
+    "0301", "4601", "5001", "1103", "3203", "1508", "1804", "5601",
+];
+
 pub(crate) fn ingest_event(counter: u64, today: Date) -> kpr_wire::pb::Event {
     use kpr_wire::pb;
-    let municipalities = [
-        "0301", "4601", "5001", "1103", "3203", "1508", "1804", "5601",
-    ];
+    let municipalities = BENCH_MUNICIPALITIES;
     let birth = Date::from_ymd(
         1930 + (counter % 60) as i32,
         1 + (counter % 12) as u32,
@@ -474,6 +477,7 @@ struct Phase {
 /// `target_events_per_s` in total.
 async fn ingest_phase(
     endpoint: String,
+    tokens: Arc<Vec<Option<String>>>,
     clients: u32,
     batch: u32,
     seconds: f64,
@@ -495,6 +499,7 @@ async fn ingest_phase(
     for (client_index, mut client) in connected.into_iter().enumerate() {
         // Clients spread over the municipalities (and so the partitions).
         let residue = client_index as u64 % 8;
+        let token = tokens.get(residue as usize).cloned().flatten();
         let counter = Arc::clone(&counter);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -518,7 +523,7 @@ async fn ingest_phase(
                 // A refused request is a fault of the benchmark (its events are valid
                 // and new), not a figure: stop the run and say why.
                 client
-                    .append(request)
+                    .append(kpr::demo::authorized(request, token.as_deref())?)
                     .await
                     .map_err(|status| anyhow::anyhow!("a benchmark request failed: {status}"))?;
                 latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
@@ -699,6 +704,8 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
                 message_bytes_max: 16 * 1024 * 1024,
                 queue_capacity_batches: 65_536,
                 sync_data: true,
+                // As users run it: tokens checked on every call, every call audited.
+                trust: kpr::trust::TrustConfig::local(),
             };
             let listeners = kpr::serve::Listeners {
                 grpc,
@@ -720,6 +727,7 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
                 topic: format!("kpr-bench-{}-{nanos}", std::process::id()),
                 partitions: 16,
                 replication: 1,
+                client_config: Vec::new(),
             };
             let config = kpr_ingest::IngestConfig::single_node(5000, true);
             let server = kpr::split::run_ingest(
@@ -728,11 +736,25 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
                 kpr::serve::KeySource::DataDir,
                 config,
                 grpc,
+                kpr::trust::TrustConfig::local(),
                 shutdown,
             );
             ("kafka", tokio::spawn(server))
         }
     };
+    // The clients hold one ingest token per municipality, from the register's local
+    // issuer (created here, before the server starts, so both use the same key).
+    kpr_auth::LocalIssuer::load_or_create(&kpr::trust::issuer_dir(&dir))?;
+    let tokens = kpr::trust::Tokens::from_config(&kpr::trust::ClientConfig {
+        issuer_data: Some(dir.clone()),
+        ..kpr::trust::ClientConfig::default()
+    })?;
+    let tokens = Arc::new(
+        BENCH_MUNICIPALITIES
+            .iter()
+            .map(|m| tokens.for_municipality(m))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(CLIENT_THREAD)
@@ -747,6 +769,7 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
             let phase = client_runtime
                 .spawn(ingest_phase(
                     endpoint.clone(),
+                    Arc::clone(&tokens),
                     clients,
                     batch,
                     seconds,
