@@ -37,6 +37,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 export KPR_TEST_KAFKA_BROKERS="127.0.0.1:$broker_port"
+# The TLS test of the Kafka backend starts a broker of its own behind a TLS front.
+export KPR_TEST_TANSU="$tansu"
 
 echo "== Rust tests (unit, conformance, end-to-end incl. the SIGKILL crash test)"
 cargo test --workspace --locked 2>&1 | tee "$logs/cargo.txt"

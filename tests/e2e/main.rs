@@ -13,6 +13,7 @@ mod crash;
 mod golden;
 mod hostile;
 mod ingest_api;
+mod kafka_tls;
 mod logcopy;
 mod privacy;
 mod split;

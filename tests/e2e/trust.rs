@@ -19,15 +19,15 @@ use tonic_types::StatusExt;
 use crate::support::*;
 
 /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
-fn pki(dir: &Path) -> Pki {
+pub fn pki(dir: &Path) -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();

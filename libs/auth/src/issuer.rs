@@ -87,19 +87,40 @@ impl LocalIssuer {
             &aws_lc_rs::rand::SystemRandom::new(),
         )
         .map_err(|_| AuthError::Keys("cannot generate an ES256 key pair".into()))?;
-        // create_new: two processes starting at once cannot both write a key.
-        let mut file = std::fs::OpenOptions::new()
+        // create_new: two processes starting at once cannot both write a key; the one
+        // that loses the race uses the winner's key once it is complete.
+        let mut file = match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| io_error(&path, e))?;
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return LocalIssuer::load_created_elsewhere(dir).map(|i| (i, false));
+            }
+            Err(e) => return Err(io_error(&path, e)),
+        };
         file.write_all(pkcs8.as_ref())
             .and_then(|()| file.sync_all())
             .map_err(|e| io_error(&path, e))?;
         let issuer = LocalIssuer::from_pkcs8(pkcs8.as_ref(), dir)?;
         issuer.write_jwks()?;
         Ok((issuer, true))
+    }
+
+    /// The key another process is creating right now: retried for a moment, until its
+    /// writer has finished.
+    fn load_created_elsewhere(dir: &Path) -> Result<LocalIssuer, AuthError> {
+        let mut last = None;
+        for _ in 0..20 {
+            match LocalIssuer::load(dir) {
+                Ok(issuer) => return Ok(issuer),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(last.unwrap_or_else(|| AuthError::Keys("the local issuer key is unreadable".into())))
     }
 
     /// The issuer whose key is in `dir` (it must exist and be private).

@@ -576,7 +576,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Refdata(RefdataCommand::Import(args)) => {
-                let years = kpr::refdata::import(&args.data, &args.file)?;
+                let imported = kpr::refdata::import(&args.data, &args.file);
+                kpr::trust::record_cli(&args.data, format!("refdata import {}", args.file.display()), "", None, &imported.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+                let years = imported?;
                 println!(
                     "imported population for {years:?} into {}; restart kpr serve to use it",
                     kpr::refdata::population_path(&args.data).display()
@@ -600,7 +602,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Rebuild(args) => {
-                let r = kpr::stats::rebuild_store(&args.data, true).await?;
+                let rebuilt = kpr::stats::rebuild_store(&args.data, true).await;
+                kpr::trust::record_cli(&args.data, "rebuild".into(), "", None, &rebuilt.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+                let r = rebuilt?;
                 println!(
                     "rebuilt the projection from the log: {} events in {:.2} s ({:.0} events/s); position {:?}",
                     r.summary.events,
@@ -713,7 +717,28 @@ async fn stats(args: StatsArgs) -> anyhow::Result<()> {
     );
     let (body, position, exact) = match &args.data {
         Some(data) => {
-            let r = kpr::stats::offline_table(data, &args.figure, &query).await?;
+            // Exact numbers from the log itself: an operator read, in the audit trail.
+            let read = kpr::stats::offline_table(data, &args.figure, &query).await;
+            let municipality = if args.region.len() == 4 {
+                args.region.as_str()
+            } else {
+                ""
+            };
+            // A read-only copy of a data directory (a backup) cannot take the entry: the
+            // read is still answered, and the operator is told.
+            if let Err(e) = kpr::trust::record_cli(
+                data,
+                format!("stats {} {query} (offline, exact)", args.figure),
+                municipality,
+                None,
+                &read
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("{e}")),
+            ) {
+                tracing::warn!(error = %e, "this offline read is not in the audit trail");
+            }
+            let r = read?;
             (r.body, r.log_position, r.exact)
         }
         None => {
@@ -878,30 +903,15 @@ fn auth_token(args: TokenArgs) -> anyhow::Result<()> {
     let ttl = parse_ttl(&args.ttl)?;
     let token = kpr::trust::mint(&args.data, &client_id, &roles, org_number.clone(), ttl)?;
     // Minting is an operator action: it is in the audit trail.
-    let record = kpr_audit::Record {
-        time_unix_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-        client: format!("cli:{}", rustix::process::getuid().as_raw()),
-        org: org_number.unwrap_or_default(),
-        role: "operator".into(),
-        channel: "cli".into(),
-        method: format!(
+    kpr::trust::record_cli(
+        &args.data,
+        format!(
             "auth token {} for {client_id} ({ttl} s)",
             args.role.join(",")
         ),
-        municipality: args.municipality.clone().unwrap_or_default(),
-        outcome: "OK".into(),
-        ..kpr_audit::Record::default()
-    };
-    kpr_audit::record_blocking(
-        &kpr::trust::audit_dir(&args.data),
-        kpr_audit::AuditOptions {
-            retention_days: 0,
-            sync: true,
-        },
-        record,
+        args.municipality.as_deref().unwrap_or_default(),
+        org_number,
+        &Ok(()),
     )?;
     println!("{token}");
     Ok(())

@@ -427,3 +427,42 @@ pub fn http_client(
         server_name: config.server_name.clone(),
     })
 }
+
+/// Records an operator command of the CLI (`kpr rebuild`, `kpr auth token`, …) in the
+/// audit trail of `data_dir`, beside what the server records. The client is the local
+/// user id: the CLI runs on the register's machine with access to its data directory.
+pub fn record_cli(
+    data_dir: &Path,
+    method: String,
+    municipality: &str,
+    org: Option<String>,
+    outcome: &anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let record = kpr_audit::Record {
+        time_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        client: format!("cli:uid-{}", rustix::process::getuid().as_raw()),
+        org: org.unwrap_or_default(),
+        role: Role::Operator.name().into(),
+        channel: "cli".into(),
+        method,
+        municipality: municipality.to_string(),
+        outcome: if outcome.is_ok() { "OK" } else { "FAILED" }.into(),
+        rule: match outcome {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string().chars().take(200).collect(),
+        },
+        ..kpr_audit::Record::default()
+    };
+    kpr_audit::record_blocking(
+        &audit_dir(data_dir),
+        AuditOptions {
+            retention_days: 0,
+            sync: true,
+        },
+        record,
+    )
+    .context("cannot write the audit trail")
+}

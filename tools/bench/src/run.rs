@@ -688,6 +688,9 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
     std::fs::create_dir_all(&dir)?;
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = format!("http://{}", grpc.local_addr()?);
+    // The clients hold one ingest token per municipality, from the register's local
+    // issuer (created here, before the server starts, so both use the same key).
+    kpr_auth::LocalIssuer::load_or_create(&kpr::trust::issuer_dir(&dir))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;
@@ -742,9 +745,6 @@ pub async fn run_ingest(seconds: f64, kafka: Option<&str>) -> anyhow::Result<Vec
             ("kafka", tokio::spawn(server))
         }
     };
-    // The clients hold one ingest token per municipality, from the register's local
-    // issuer (created here, before the server starts, so both use the same key).
-    kpr_auth::LocalIssuer::load_or_create(&kpr::trust::issuer_dir(&dir))?;
     let tokens = kpr::trust::Tokens::from_config(&kpr::trust::ClientConfig {
         issuer_data: Some(dir.clone()),
         ..kpr::trust::ClientConfig::default()
