@@ -234,7 +234,7 @@ pub fn bearer(header: &str) -> Option<&str> {
 #[derive(Debug)]
 pub enum Authenticator {
     /// Tokens are required and verified.
-    Tokens(Verifier),
+    Tokens(Box<Verifier>),
     /// No authentication (explicit, loopback only): every caller has every role.
     Off,
 }

@@ -215,10 +215,10 @@ fn a_string_exp_is_refused_not_ignored() {
         &jsonwebtoken::EncodingKey::from_ec_der(&key),
     )
     .unwrap();
+    let refused = f.verifier.verify(&token);
     assert!(
-        matches!(f.verifier.verify(&token), Err(AuthError::Claims(_))),
-        "{:?}",
-        f.verifier.verify(&token)
+        matches!(refused, Err(AuthError::Claims(_) | AuthError::Malformed(_))),
+        "{refused:?}"
     );
 }
 
@@ -305,4 +305,28 @@ fn bearer_headers_are_parsed_strictly() {
     assert_eq!(bearer("Bearer "), None);
     let auth = Authenticator::Off;
     assert!(auth.authenticate(None).unwrap().has(Role::Operator));
+}
+
+#[test]
+fn a_cached_token_still_expires_and_a_changed_one_is_verified_again() {
+    let f = fixture();
+    let mut r = request(&[Role::Ingest], Some("958935420"));
+    // exp = now + 1 - 30 s of leeway… make it expire within the test: issued long ago.
+    r.now_unix = now() - 3600;
+    r.ttl_seconds = 3600 - LEEWAY_SECONDS + 2;
+    let token = f.issuer.mint(&r).unwrap();
+    assert!(f.verifier.verify(&token).is_ok());
+    assert!(f.verifier.verify(&token).is_ok(), "from the cache");
+    // One changed signature byte is a different token: verified in full and refused.
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert!(f.verifier.verify(&forged).is_err());
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    assert_eq!(
+        f.verifier.verify(&token),
+        Err(AuthError::Expired),
+        "expiry holds in the cache"
+    );
 }

@@ -1,7 +1,8 @@
 //! Access-token verification against a JWKS file that may be replaced while running.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -41,6 +42,8 @@ struct Loaded {
     keys: Vec<Key>,
     modified: Option<SystemTime>,
     checked: Instant,
+    /// Bumped on every reload.
+    generation: u64,
 }
 
 /// Where the trusted keys come from.
@@ -57,7 +60,24 @@ pub struct Verifier {
     bindings: Bindings,
     source: Source,
     loaded: RwLock<Loaded>,
+    /// Tokens verified before, by their exact text: an EHR sends the same token for
+    /// its whole lifetime, and a signature check costs more than the append it guards.
+    cache: Mutex<HashMap<String, Verified>>,
 }
+
+/// A token that passed every check, and until when it stays valid.
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    /// `exp` and `nbf` (seconds since the epoch) as the token states them.
+    exp: u64,
+    nbf: Option<u64>,
+    /// The key set it was verified against (a reload drops what the old set verified).
+    generation: u64,
+}
+
+/// Verified tokens kept at most (the cache is emptied when full: simple, and bounded).
+const CACHE_TOKENS_MAX: usize = 4096;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,6 +91,10 @@ impl std::fmt::Debug for Verifier {
 /// The claims the register reads; anything else in the token is ignored.
 #[derive(Deserialize)]
 struct Claims {
+    /// Required and type-checked by jsonwebtoken before these claims are read.
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default)]
@@ -169,7 +193,9 @@ impl Verifier {
                 keys,
                 modified,
                 checked: Instant::now(),
+                generation: 0,
             }),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -191,7 +217,9 @@ impl Verifier {
                 keys,
                 modified: None,
                 checked: Instant::now(),
+                generation: 0,
             }),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -231,6 +259,7 @@ impl Verifier {
                 tracing::info!(path = %path.display(), keys = keys.len(), "trusted keys reloaded");
                 loaded.keys = keys;
                 loaded.modified = modified;
+                loaded.generation += 1;
             }
             // A half-written or broken file keeps the keys that worked.
             Err(e) => {
@@ -239,8 +268,49 @@ impl Verifier {
         }
     }
 
-    /// Verifies `token` and says who the caller is.
+    /// Verifies `token` and says who the caller is. A token verified before is taken
+    /// from the cache while its `exp`/`nbf` hold and the key set is the one that
+    /// verified it; anything else is verified in full.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        self.maybe_reload(RELOAD_EVERY);
+        let generation = self.loaded.read().map(|l| l.generation).unwrap_or(u64::MAX);
+        let now = now_unix();
+        let leeway = self.policy.leeway_seconds;
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(token).cloned());
+        if let Some(hit) = cached
+            && hit.generation == generation
+        {
+            if now > hit.exp.saturating_add(leeway) {
+                return Err(AuthError::Expired);
+            }
+            if hit.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+                return Err(AuthError::NotYetValid);
+            }
+            return Ok(hit.caller);
+        }
+        let (caller, exp, nbf) = self.verify_in_full(token)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_TOKENS_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                token.to_string(),
+                Verified {
+                    caller: caller.clone(),
+                    exp,
+                    nbf,
+                    generation,
+                },
+            );
+        }
+        Ok(caller)
+    }
+
+    fn verify_in_full(&self, token: &str) -> Result<(Caller, u64, Option<u64>), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             // `alg: none` (and names jsonwebtoken does not know) fail to parse: say so.
             let alg = insecure_alg(token);
@@ -266,14 +336,14 @@ impl Verifier {
                 "critical header parameters are not supported".into(),
             ));
         }
-        self.maybe_reload(RELOAD_EVERY);
         let mut result = self.verify_with_keys(token, &header);
         if matches!(result, Err(AuthError::UnknownKey(_))) {
             self.maybe_reload(RELOAD_ON_UNKNOWN_KID);
             result = self.verify_with_keys(token, &header);
         }
         let claims = result?;
-        self.caller(claims)
+        let (exp, nbf) = (claims.exp, claims.nbf);
+        Ok((self.caller(claims)?, exp, nbf))
     }
 
     fn verify_with_keys(
@@ -371,6 +441,13 @@ impl Verifier {
 }
 
 const UNREADABLE: &str = "(unreadable)";
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// The `alg` a token claims, read without trusting it, for the refusal message.
 fn insecure_alg(token: &str) -> String {

@@ -173,7 +173,7 @@ pub fn open(
                 leeway_seconds: kpr_auth::LEEWAY_SECONDS,
             };
             tracing::info!(jwks = %path.display(), issuer, audience, bindings = bindings.len(), "trusting the configured token issuer");
-            Authenticator::Tokens(Verifier::from_jwks_file(path, policy, bindings)?)
+            Authenticator::Tokens(Box::new(Verifier::from_jwks_file(path, policy, bindings)?))
         }
         AuthMode::Local => {
             crate::serve::private_dir(data_dir)?;
@@ -182,11 +182,11 @@ pub fn open(
             if created {
                 tracing::info!(dir = %dir.display(), "created the local token issuer (ES256, key mode 0600); mint tokens with `kpr auth token`");
             }
-            Authenticator::Tokens(Verifier::from_jwks(
+            Authenticator::Tokens(Box::new(Verifier::from_jwks(
                 &issuer.jwks(),
                 local_policy(),
                 bindings,
-            )?)
+            )?))
         }
     };
     let audit = AuditLog::open(
@@ -222,6 +222,9 @@ pub struct ClientConfig {
     /// The name the server's certificate must carry, when it is not the endpoint's
     /// host (a probe inside the pod dials 127.0.0.1; the certificate names the service).
     pub server_name: Option<String>,
+    /// Extra organisation bindings for tokens minted here (the server's
+    /// `--auth-bindings` file), e.g. for Haram 1580, which refdata has no number for.
+    pub bindings_file: Option<PathBuf>,
 }
 
 /// Where tokens come from.
@@ -297,7 +300,10 @@ impl Tokens {
                 }
             }
         };
-        Ok(Tokens::Local(Box::new(issuer), Bindings::embedded()))
+        Ok(Tokens::Local(
+            Box::new(issuer),
+            bindings(config.bindings_file.as_deref())?,
+        ))
     }
 
     /// An ingest token for `municipality` (one per municipality, as HelseID's
@@ -308,7 +314,7 @@ impl Tokens {
             Tokens::Fixed(token) => Ok(Some(token.clone())),
             Tokens::Local(issuer, bindings) => {
                 let org = bindings.org_number_of(municipality).with_context(|| {
-                    format!("no organisation number is bound to municipality {municipality}")
+                    format!("no organisation number is bound to municipality {municipality} (refdata has none for Haram 1580): give the server and this command --auth-bindings FILE with a line `ORGNR,{municipality}`")
                 })?;
                 Ok(Some(issuer.mint(&MintRequest {
                     client_id: format!("kpr-demo-{municipality}"),
