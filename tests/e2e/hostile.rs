@@ -613,3 +613,86 @@ async fn a_national_id_in_free_text_is_refused_and_never_stored() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_not_serving_when_the_log_cannot_take_writes() {
+    // A real write failure of the log: the file-size limit (EFBIG once sled's file grows
+    // past 2 MiB), with SIGXFSZ ignored so the process sees the error, as with a full disk.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&dir.path().join("data"), "trap '' XFSZ; ulimit -f 4096 &&");
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::ingest_service_client::IngestServiceClient::new(channel.clone());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status_of = |service: &str| tonic_health::pb::HealthCheckRequest {
+        service: service.to_string(),
+    };
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(
+        health
+            .check(status_of(""))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+        serving
+    );
+    let mut failed = None;
+    for batch in 0..5000u32 {
+        let events: Vec<pb::Event> = (0..100)
+            .map(|i| event("0301", &synthetic_id(batch * 100 + i), "", health_check(1)))
+            .collect();
+        match client
+            .append(authed(&server.data, pb::AppendRequest { events }))
+            .await
+        {
+            Ok(_) => continue,
+            Err(status) => {
+                failed = Some(status);
+                break;
+            }
+        }
+    }
+    let status = failed.expect("2 MiB of file limit never ran out");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let refused_at = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let whole = health
+            .check(status_of(""))
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        let ingest = health
+            .check(status_of("kpr.v1.IngestService"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        seen.push((whole, ingest));
+        if whole != serving && ingest != serving {
+            break;
+        }
+        assert!(
+            refused_at.elapsed() < Duration::from_secs(1),
+            "health still SERVING a second after the log failed: {seen:?}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And further writes are refused, not half-taken.
+    let again = client
+        .append(authed(
+            &server.data,
+            pb::AppendRequest {
+                events: vec![event("0301", &synthetic_id(1), "", health_check(1))],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::Unavailable);
+}

@@ -16,6 +16,7 @@ mod ingest_api;
 mod kafka_tls;
 mod logcopy;
 mod privacy;
+mod rebuild;
 mod split;
 mod statistics;
 mod tidy;

@@ -226,6 +226,12 @@ impl<L: EventLog> Ingestor<L> {
             .map_err(|_| IngestError::Internal("municipality state lock poisoned".into()))
     }
 
+    /// Why the ingestor stopped taking writes after a failed append (the log cannot
+    /// take writes: disk full, an I/O error), if it has.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
     /// Stops taking appends (graceful shutdown); appends in flight finish.
     pub fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::SeqCst);

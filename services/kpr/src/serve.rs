@@ -54,6 +54,8 @@ pub fn log_dir(data_dir: &Path) -> PathBuf {
 }
 
 const KEY_FILE: &str = "pseudonym.key";
+/// How often the server looks whether the log has stopped taking writes.
+const FAILURE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// How long a graceful shutdown waits for open connections.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 const KEY_FINGERPRINT_FILE: &str = "pseudonym.key.fingerprint";
@@ -220,6 +222,32 @@ pub async fn run(
         >>()
         .await;
 
+    // Health tells the truth: once an append has failed (disk full, an I/O error) the
+    // ingestor refuses writes until a restart, and health says NOT_SERVING within a
+    // quarter of a second, so a load balancer stops sending writes here.
+    let watcher = {
+        let ingestor = Arc::clone(&ingestor);
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(FAILURE_POLL);
+            loop {
+                ticks.tick().await;
+                if let Some(reason) = ingestor.failure() {
+                    tracing::error!(
+                        reason,
+                        "the log cannot take writes: health NOT_SERVING until a restart"
+                    );
+                    health
+                        .set_not_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
+                        .await;
+                    health
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
+                    return;
+                }
+            }
+        })
+    };
     let (reflection, reflection_v1alpha) = reflection()?;
     let ingest = IngestGrpc::new(
         Arc::clone(&ingestor),
@@ -333,6 +361,7 @@ pub async fn run(
         Ok(Err(e)) => tracing::error!(error = %e, "projector stopped with an error"),
         Err(e) => tracing::error!(error = %e, "projector task failed"),
     }
+    watcher.abort();
     log.close().await?;
     if let Err(e) = trust.audit.close().await {
         tracing::error!(error = %e, "the audit trail did not close cleanly");

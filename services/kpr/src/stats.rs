@@ -51,8 +51,11 @@ pub struct StoreRebuild {
 pub async fn rebuild_store(data: &Path, progress: bool) -> anyhow::Result<StoreRebuild> {
     let (_releases, store) = kpr_statistics::store::open_stores(&data.join("stats"))?;
     let old = store.load()?;
-    store.clear()?;
-    let (new, summary) = fold_log(data, progress, Some(&store)).await?;
+    // Folded beside the active store and switched to atomically: a rebuild killed at
+    // any point leaves a whole store active (the old one, or the new one).
+    let next = store.begin_rebuild()?;
+    let (new, summary) = fold_log(data, progress, Some(&next)).await?;
+    next.activate()?;
     let year = Date::from_unix_ms(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

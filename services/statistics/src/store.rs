@@ -10,6 +10,14 @@
 //! record; value: per record its offset (u64 BE), length (u32 BE) and bytes), one sled
 //! insert per chunk rather than per record. Stores written before chunks hold one record
 //! per key (`e` ++ partition ++ offset); they are read as they are.
+//!
+//! **Rebuilds never clear in place.** A rebuild folds into a new tree beside the
+//! active one ([`ProjectionStore::begin_rebuild`]) and switches to it with one atomic
+//! write of the active generation in the `meta` tree ([`ProjectionStore::activate`]); the
+//! old tree is dropped afterwards. A rebuild killed at any point leaves the old store
+//! active and whole (the half-built tree is dropped at the next open), or the new one
+//! active and whole. (sled's `clear` removes keys one by one: killed midway it left a
+//! checkpoint over a fraction of the records, which start-up could not tell apart.)
 
 use std::path::Path;
 
@@ -61,15 +69,84 @@ pub fn open_stores(
 /// The projection store.
 #[derive(Debug)]
 pub struct ProjectionStore {
+    db: sled::Db,
     tree: sled::Tree,
+    generation: u64,
+}
+
+/// The tree holding which projection generation is active.
+const META_TREE: &str = "meta";
+/// Its key: the active generation (u64 BE); absent means generation 0.
+const ACTIVE_KEY: &[u8] = b"active_projection";
+/// Prefix of the trees of generations after 0.
+const GENERATION_PREFIX: &str = "projection-";
+
+/// The tree name of a generation (0 is the name stores had before generations).
+fn tree_name(generation: u64) -> String {
+    if generation == 0 {
+        "projection".to_string()
+    } else {
+        format!("{GENERATION_PREFIX}{generation}")
+    }
 }
 
 impl ProjectionStore {
-    /// Opens the store in an already open sled database.
+    /// Opens the store in an already open sled database: the active generation, after
+    /// dropping any tree a killed rebuild left behind.
     pub fn open(db: &sled::Db) -> Result<ProjectionStore, StatsError> {
+        let meta = db.open_tree(META_TREE).map_err(storage)?;
+        let generation = match meta.get(ACTIVE_KEY).map_err(storage)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(storage)?),
+            None => 0,
+        };
+        for name in db.tree_names() {
+            let Ok(name) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            let stale = (name == "projection" && generation != 0)
+                || name
+                    .strip_prefix(GENERATION_PREFIX)
+                    .and_then(|g| g.parse::<u64>().ok())
+                    .is_some_and(|g| g != generation);
+            if stale {
+                tracing::warn!(
+                    tree = name,
+                    active = generation,
+                    "dropping a projection tree a rebuild left behind"
+                );
+                db.drop_tree(name).map_err(storage)?;
+            }
+        }
         Ok(ProjectionStore {
-            tree: db.open_tree("projection").map_err(storage)?,
+            tree: db.open_tree(tree_name(generation)).map_err(storage)?,
+            db: db.clone(),
+            generation,
         })
+    }
+
+    /// An empty store of the next generation, beside this one, to rebuild into; this
+    /// one stays active (and is what a restart opens) until [`ProjectionStore::activate`].
+    pub fn begin_rebuild(&self) -> Result<ProjectionStore, StatsError> {
+        let generation = self.generation + 1;
+        let name = tree_name(generation);
+        // A tree of that name can only be a leftover of a killed rebuild.
+        self.db.drop_tree(&name).map_err(storage)?;
+        Ok(ProjectionStore {
+            tree: self.db.open_tree(&name).map_err(storage)?,
+            db: self.db.clone(),
+            generation,
+        })
+    }
+
+    /// Makes this (rebuilt) store the active one in one atomic, flushed write, then
+    /// drops the trees of other generations.
+    pub fn activate(&self) -> Result<(), StatsError> {
+        self.tree.flush().map_err(storage)?;
+        let meta = self.db.open_tree(META_TREE).map_err(storage)?;
+        meta.insert(ACTIVE_KEY, &self.generation.to_be_bytes())
+            .map_err(storage)?;
+        meta.flush().map_err(storage)?;
+        ProjectionStore::open(&self.db).map(|_| ())
     }
 
     /// Opens (or creates) a store in its own database directory.
@@ -152,13 +229,6 @@ impl ProjectionStore {
                 at = start + len;
             }
         }
-        Ok(())
-    }
-
-    /// Removes every folded record and checkpoint (before a rebuild from zero).
-    pub fn clear(&self) -> Result<(), StatsError> {
-        self.tree.clear().map_err(storage)?;
-        self.tree.flush().map_err(storage)?;
         Ok(())
     }
 
