@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod bulk;
 mod crash;
+mod faults;
 mod golden;
 mod hostile;
 mod ingest_api;

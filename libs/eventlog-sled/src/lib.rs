@@ -16,7 +16,11 @@
 //! commits. Version 1 stored one record per key, which is a chunk of one record: a
 //! version-1 log is read as it is and marked version 2 when opened. Tree `meta` holds
 //! the partition count and the layout version. The CRC and length are checked on
-//! every read.
+//! every read. Beside the chunks, `records` holds per partition the head of a hash chain
+//! over its records (key `FF FF FF FF` ++ partition: records u64 ++ SHA-256 head),
+//! written in the same atomic batch as the records; and the file `commits` beside
+//! sled's repeats the heads after every group commit (module `commits`), so a log that
+//! sled opens shorter than it was (a truncated or damaged file) is refused.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,6 +32,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kpr_eventlog::{AppendTicket, EventLog, LogError, Position, ReadOptions, Record};
 use tokio::sync::{Notify, oneshot};
+
+mod commits;
+use commits::CommitFile;
+pub use commits::Head;
 
 /// Layout version written to `meta`.
 const LAYOUT_VERSION: u32 = 2;
@@ -117,6 +125,33 @@ fn key(partition: u32, offset: u64) -> [u8; 12] {
     k
 }
 
+/// The key of a partition's chain head: after every record key (no partition is
+/// `u32::MAX`).
+fn chain_key(partition: u32) -> [u8; 8] {
+    let mut k = [0xFF; 8];
+    k[4..].copy_from_slice(&partition.to_be_bytes());
+    k
+}
+
+fn encode_head(head: &Head) -> [u8; 40] {
+    let mut v = [0u8; 40];
+    v[..8].copy_from_slice(&head.records.to_be_bytes());
+    v[8..].copy_from_slice(&head.chain);
+    v
+}
+
+fn decode_head(v: &[u8]) -> Result<Head, LogError> {
+    if v.len() != 40 {
+        return Err(storage("a chain head is not 40 bytes"));
+    }
+    let mut chain = [0u8; 32];
+    chain.copy_from_slice(&v[8..]);
+    Ok(Head {
+        records: u64::from_be_bytes(v[..8].try_into().map_err(storage)?),
+        chain,
+    })
+}
+
 /// Appends one framed record (length, CRC32, payload) to `chunk`.
 fn frame_into(chunk: &mut Vec<u8>, payload: &[u8]) {
     chunk.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -166,8 +201,31 @@ fn unframe(partition: u32, first_offset: u64, value: &[u8]) -> Result<Vec<Bytes>
 
 impl SledLog {
     /// Opens (or creates) the log in `dir`. Only one process may open a directory.
+    /// A log sled cannot read (it panics on some kinds of damage) is an error naming the
+    /// directory, not a crash.
     pub fn open(dir: &Path, options: &SledOptions) -> Result<SledLog, LogError> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            SledLog::open_checked(dir, options)
+        })) {
+            Ok(opened) => opened,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "it stopped".into());
+                Err(LogError::Storage(format!(
+                    "the log in {} is damaged: sled cannot read it ({reason}); restore the log from a backup",
+                    dir.display()
+                )))
+            }
+        }
+    }
+
+    fn open_checked(dir: &Path, options: &SledOptions) -> Result<SledLog, LogError> {
         std::fs::create_dir_all(dir).map_err(storage)?;
+        // Read before sled touches anything: it says what the log must hold.
+        let recorded = commits::read(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
@@ -191,6 +249,15 @@ impl SledLog {
                 u32::from_be_bytes(bytes)
             }
             None => {
+                if let Some((_, heads)) = &recorded
+                    && heads.iter().any(|h| h.records > 0)
+                {
+                    return Err(LogError::Storage(format!(
+                        "the log in {} is empty or unreadable, but its commit record says it holds {} records; refusing to open it (restore the log from a backup)",
+                        dir.display(),
+                        heads.iter().map(|h| h.records).sum::<u64>()
+                    )));
+                }
                 let count = options.partition_count.max(1);
                 meta.insert("partition_count", &count.to_be_bytes())
                     .map_err(storage)?;
@@ -235,6 +302,35 @@ impl SledLog {
                 None => 0,
             });
         }
+        let mut heads = Vec::with_capacity(next.len());
+        for (p, &n) in (0u32..).zip(&next) {
+            let head = match records.get(chain_key(p)).map_err(storage)? {
+                Some(v) => decode_head(&v)?,
+                None if n == 0 => Head::EMPTY,
+                // A log written before chain heads: computed once from its records.
+                None => chain_of(&records, p)?,
+            };
+            if head.records != n {
+                return Err(LogError::Storage(format!(
+                    "the log in {} is damaged: partition {p} holds {n} records but its chain head counts {}",
+                    dir.display(),
+                    head.records
+                )));
+            }
+            heads.push(head);
+        }
+        let commit_file = match &recorded {
+            Some((seq, recorded)) => {
+                commits::check(dir, &heads, recorded)?;
+                CommitFile::open(dir, *seq, &heads)?
+            }
+            None => {
+                if heads.iter().any(|h| h.records > 0) {
+                    tracing::warn!(dir = %dir.display(), "the log has no commit record (written before them); writing one now");
+                }
+                CommitFile::open(dir, 0, &heads)?
+            }
+        };
         let marks = Arc::new(Watermarks {
             end: next.iter().map(|&n| AtomicU64::new(n)).collect(),
             notify: (0..partition_count).map(|_| Notify::new()).collect(),
@@ -254,6 +350,8 @@ impl SledLog {
             marks: Arc::clone(&marks),
             failed: Arc::clone(&failed),
             sync_file,
+            heads,
+            commits: commit_file,
         };
         let handle = std::thread::Builder::new()
             .name("kpr-sled-writer".into())
@@ -270,6 +368,17 @@ impl SledLog {
             failed,
             path: dir.to_path_buf(),
         })
+    }
+
+    /// The chain head of every partition, as stored with the records (for `kpr
+    /// verify`, which recomputes them from the records).
+    pub fn chain_heads(&self) -> Result<Vec<Head>, LogError> {
+        (0..self.partition_count)
+            .map(|p| match self.records.get(chain_key(p)).map_err(storage)? {
+                Some(v) => decode_head(&v),
+                None => Ok(Head::EMPTY),
+            })
+            .collect()
     }
 
     fn check_partition(&self, partition: u32) -> Result<(), LogError> {
@@ -420,6 +529,21 @@ struct Writer {
     marks: Arc<Watermarks>,
     failed: Arc<Mutex<Option<String>>>,
     sync_file: Option<File>,
+    /// Chain head per partition, as durable.
+    heads: Vec<Head>,
+    commits: CommitFile,
+}
+
+/// The chain head of partition `p` computed from its stored records.
+fn chain_of(records: &sled::Tree, p: u32) -> Result<Head, LogError> {
+    let mut head = Head::EMPTY;
+    for item in records.range(key(p, 0)..=key(p, u64::MAX)) {
+        let (k, v) = item.map_err(storage)?;
+        for payload in unframe(p, key_offset(&k)?, &v)? {
+            head = head.next(&payload);
+        }
+    }
+    Ok(head)
 }
 
 impl Writer {
@@ -438,6 +562,9 @@ impl Writer {
             }
             self.commit(group);
         }
+        if let Err(e) = self.commits.sync() {
+            tracing::error!(error = %e, "the commit record could not be synced at close");
+        }
     }
 
     fn commit(&mut self, group: Vec<Job>) {
@@ -450,6 +577,7 @@ impl Writer {
         }
         let mut batch = sled::Batch::default();
         let mut next = self.next.clone();
+        let mut heads = self.heads.clone();
         let mut results = Vec::with_capacity(group.len());
         // The open chunk per partition: its first offset and its bytes.
         let mut chunks: Vec<Option<(u64, Vec<u8>)>> = vec![None; next.len()];
@@ -467,6 +595,7 @@ impl Writer {
                     (next[p], Vec::with_capacity(framed.min(CHUNK_BYTES_MAX)))
                 });
                 frame_into(chunk, payload);
+                heads[p] = heads[p].next(payload);
                 positions.push(Position {
                     partition: job.partition,
                     offset: next[p],
@@ -478,6 +607,7 @@ impl Writer {
         for (p, chunk) in (0u32..).zip(chunks) {
             if let Some((first, bytes)) = chunk {
                 batch.insert(&key(p, first), bytes);
+                batch.insert(&chain_key(p), &encode_head(&heads[p as usize])[..]);
             }
         }
         let written = self
@@ -492,6 +622,15 @@ impl Writer {
         match written {
             Ok(()) => {
                 self.next = next;
+                self.heads = heads;
+                // After the fdatasync: the record never names more than is durable.
+                if let Err(e) = self.commits.write(&self.heads) {
+                    let reason = format!("the commit record cannot be written: {e}");
+                    tracing::error!(error = %reason, "refusing further appends");
+                    if let Ok(mut failed) = self.failed.lock() {
+                        *failed = Some(reason);
+                    }
+                }
                 for (p, end) in self.next.iter().enumerate() {
                     if self.marks.end[p].swap(*end, Ordering::AcqRel) != *end {
                         self.marks.notify[p].notify_waiters();

@@ -24,17 +24,68 @@ pub struct LogReport {
 }
 
 /// Reads every record of the log in `log_dir` (sled; the register must be stopped),
-/// checking checksums, decoding and offset order.
+/// checking checksums, decoding and offset order. The log itself is never written:
+/// sled writes on open (recovery, a new segment), so the scan opens a private copy,
+/// and `log_dir` may be read-only. A log sled cannot read (it panics on some damage)
+/// is reported as damage of that directory, not as a crash.
 pub async fn scan(log_dir: &Path) -> anyhow::Result<LogReport> {
     if !log_dir.exists() {
         anyhow::bail!("no log at {}", log_dir.display());
     }
-    let log = SledLog::open(log_dir, &SledOptions::standard(1))
-        .with_context(|| format!("cannot open {}", log_dir.display()))?;
+    let copy = tempfile::Builder::new()
+        .prefix("kpr-verify-")
+        .tempdir()
+        .context("cannot make a private copy of the log to read (set TMPDIR)")?;
+    copy_dir(log_dir, copy.path())?;
+    let copied = copy.path().to_path_buf();
+    match tokio::spawn(async move { scan_copy(&copied).await }).await {
+        Ok(result) => {
+            result.with_context(|| format!("cannot read the log in {}", log_dir.display()))
+        }
+        Err(e) => {
+            let reason = e
+                .try_into_panic()
+                .ok()
+                .and_then(|p| {
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                })
+                .unwrap_or_else(|| "the reader stopped".into());
+            anyhow::bail!(
+                "the log in {} is damaged: sled cannot read it ({reason})",
+                log_dir.display()
+            )
+        }
+    }
+}
+
+/// Copies the files of a sled directory (one level of subdirectories: `blobs/`).
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn scan_copy(log_dir: &Path) -> anyhow::Result<LogReport> {
+    let log = SledLog::open(log_dir, &SledOptions::standard(1)).context("sled cannot open it")?;
     let mut report = LogReport::default();
+    let stored_heads = log.chain_heads()?;
     for partition in 0..log.partition_count() {
         let mut from = 0u64;
         let mut last: Option<u64> = None;
+        let mut head = kpr_eventlog_sled::Head::EMPTY;
         loop {
             let records = match log
                 .read(
@@ -65,6 +116,7 @@ pub async fn scan(log_dir: &Path) -> anyhow::Result<LogReport> {
                     ));
                 }
                 last = Some(record.position.offset);
+                head = head.next(&record.payload);
                 *report.per_partition.entry(partition).or_default() += 1;
                 report.records += 1;
                 match decode_stored(&record.payload) {
@@ -84,6 +136,19 @@ pub async fn scan(log_dir: &Path) -> anyhow::Result<LogReport> {
                     )),
                 }
             }
+        }
+        // The records read must hash to the chain head stored with them (which the
+        // commit record beside the log was checked against when the log opened).
+        if let Some(stored) = stored_heads.get(partition as usize)
+            && *stored != head
+        {
+            report.problems.push(format!(
+                "partition {partition}: {} records read hash to {}, the stored chain head says {} records, {}",
+                head.records,
+                head.chain_hex(),
+                stored.records,
+                stored.chain_hex()
+            ));
         }
     }
     log.close().await?;

@@ -341,6 +341,7 @@ fn main() -> anyhow::Result<()> {
     // Everything this binary writes (the log, stores, keys, releases, audit) is for its
     // owner only, whatever the operator's umask: the files hold health events.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    operator_panic_hook();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -358,6 +359,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Demo(args) => demo(args).await,
             Command::Inspect(args) => {
+                quiet_panics();
                 let report = kpr::inspect::scan(&log_dir(&args.data)).await?;
                 print!("{}", kpr::inspect::render(&report));
                 Ok(())
@@ -449,10 +451,11 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Verify(args) => {
+                quiet_panics();
                 let report = kpr::inspect::scan(&log_dir(&args.data)).await?;
                 if report.problems.is_empty() {
                     println!(
-                        "ok: {} records, every checksum and decode holds, offsets in order",
+                        "ok: {} records, every checksum and decode holds, offsets in order, hash chains and commit record agree",
                         report.records
                     );
                     Ok(())
@@ -616,6 +619,32 @@ async fn stats(args: StatsArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// For the commands that read a possibly damaged log: sled panics on some damage, and
+/// the damage is reported as an error naming the directory instead of a panic message
+/// and backtrace.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+/// What an unexpected panic prints: one line an operator can act on (the place and
+/// the message), not Rust's panic text. Damage sled panics on is caught where the log
+/// is opened and reported as an error naming the directory.
+fn operator_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("kpr: internal error at {place}: {message}");
+    }));
 }
 
 /// Resolves on SIGTERM or SIGINT.
