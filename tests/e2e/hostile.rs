@@ -696,3 +696,86 @@ async fn health_turns_not_serving_when_the_log_cannot_take_writes() {
         .unwrap_err();
     assert_eq!(again.code(), Code::Unavailable);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_appends_and_refusals_per_municipality_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&dir.path().join("data"), "");
+    let mut client = pb::ingest_service_client::IngestServiceClient::connect(server.endpoint())
+        .await
+        .unwrap();
+    let ok = pb::AppendRequest {
+        events: (0..3)
+            .map(|i| event("0301", &synthetic_id(i), "", health_check(1)))
+            .collect(),
+    };
+    client.append(authed(&server.data, ok)).await.unwrap();
+    let mut bad = event("4601", &synthetic_id(9), "S-1", applied("15", 3));
+    bad.event_id = "not an id".into();
+    for _ in 0..2 {
+        client
+            .append(authed(
+                &server.data,
+                pb::AppendRequest {
+                    events: vec![bad.clone()],
+                },
+            ))
+            .await
+            .unwrap_err();
+    }
+    let year = today().year() - 1;
+    assert_eq!(
+        fetch(server.url(
+            server.stats,
+            &format!("/v1/tables/T2?region=0301&year={year}")
+        ))
+        .await
+        .status,
+        200
+    );
+    let metrics = fetch(server.url(server.admin, "/metrics")).await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let value = |name: &str, labels: &[&str]| -> Option<f64> {
+        metrics.body.lines().find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            (series.starts_with(name) && labels.iter().all(|l| series.contains(l)))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+    };
+    assert_eq!(
+        value(
+            "kpr_ingest_events_total",
+            &["municipality=\"0301\"", "outcome=\"OK\""]
+        ),
+        Some(3.0),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(
+        value(
+            "kpr_ingest_refusals_total",
+            &["municipality=\"4601\"", "rule=\"INVALID_EVENT\""]
+        ),
+        Some(2.0),
+        "{}",
+        metrics.body
+    );
+    for present in [
+        "kpr_log_group_commit_seconds",
+        "kpr_log_fsync_seconds",
+        "kpr_query_seconds",
+        "kpr_build_info",
+    ] {
+        assert!(
+            metrics.body.contains(present),
+            "no {present}: {}",
+            metrics.body
+        );
+    }
+    // Operators only: the public listener does not serve them.
+    assert_eq!(
+        fetch(server.url(server.stats, "/metrics")).await.status,
+        403
+    );
+}

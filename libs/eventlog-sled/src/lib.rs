@@ -461,7 +461,10 @@ impl EventLog for SledLog {
             payloads,
             reply,
         }) {
-            Ok(()) => Ok(ticket),
+            Ok(()) => {
+                metrics::gauge!("kpr_log_queue_batches").increment(1.0);
+                Ok(ticket)
+            }
             Err(TrySendError::Full(_)) => Err(LogError::QueueFull {
                 capacity_batches: self.queue_capacity_batches,
             }),
@@ -568,6 +571,7 @@ impl Writer {
     }
 
     fn commit(&mut self, group: Vec<Job>) {
+        metrics::gauge!("kpr_log_queue_batches").decrement(group.len() as f64);
         let already_failed = self.failed.lock().ok().and_then(|f| f.clone());
         if let Some(reason) = already_failed {
             for job in group {
@@ -610,15 +614,23 @@ impl Writer {
                 batch.insert(&chain_key(p), &encode_head(&heads[p as usize])[..]);
             }
         }
+        let started = std::time::Instant::now();
         let written = self
             .records
             .apply_batch(batch)
             .and_then(|_| self.db.flush().map(|_| ()))
             .map_err(|e| e.to_string())
-            .and_then(|_| match &self.sync_file {
-                Some(file) => file.sync_data().map_err(|e| e.to_string()),
-                None => Ok(()),
+            .and_then(|_| {
+                let synced = std::time::Instant::now();
+                let result = match &self.sync_file {
+                    Some(file) => file.sync_data().map_err(|e| e.to_string()),
+                    None => Ok(()),
+                };
+                metrics::histogram!("kpr_log_fsync_seconds").record(synced.elapsed().as_secs_f64());
+                result
             });
+        metrics::histogram!("kpr_log_group_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("kpr_log_group_commit_batches").record(group.len() as f64);
         match written {
             Ok(()) => {
                 self.next = next;

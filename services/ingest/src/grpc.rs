@@ -297,6 +297,7 @@ fn audit_entry(
             )
         }
     };
+    count(events, &outcome, &rule);
     let record = Record {
         time_unix_ms: crate::ingestor::now_unix_ms(),
         client: caller.map_or_else(|| "anonymous".to_string(), |c| c.client_id.clone()),
@@ -319,6 +320,25 @@ fn audit_entry(
         bytes_out,
     };
     (record, status)
+}
+
+/// The ingest metrics of one append: batches and events by municipality and outcome,
+/// refusals by municipality and rule. The municipality label is a 2024 code or
+/// "other" (a label per arbitrary text sent would let a client grow the metrics).
+fn count(events: &[pb::Event], outcome: &str, rule: &str) {
+    let sent = events.first().map_or("", |e| e.municipality.as_str());
+    let municipality = kpr_domain::municipality::Registry::get()
+        .municipality(sent)
+        .map_or_else(|| "other".to_string(), |m| m.code.to_string());
+    let outcome = outcome.to_string();
+    metrics::counter!("kpr_ingest_batches_total", "municipality" => municipality.clone(), "outcome" => outcome.clone())
+        .increment(1);
+    metrics::counter!("kpr_ingest_events_total", "municipality" => municipality.clone(), "outcome" => outcome)
+        .increment(events.len() as u64);
+    if !rule.is_empty() {
+        metrics::counter!("kpr_ingest_refusals_total", "municipality" => municipality, "rule" => rule.to_string())
+            .increment(1);
+    }
 }
 
 /// Records an entry; a call that cannot be recorded is answered UNAVAILABLE (an

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod http_client;
 pub mod inspect;
 pub mod logcopy;
+pub mod metrics;
 pub mod refdata;
 pub mod serve;
 pub mod split;

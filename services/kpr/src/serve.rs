@@ -185,6 +185,7 @@ pub async fn run(
         admin: admin_listener,
     } = listeners;
     let key = load_key(&config)?;
+    crate::metrics::install();
     let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
     let mut addresses = vec![listener.local_addr()?];
     for l in [&stats_listener, &admin_listener].into_iter().flatten() {
@@ -286,6 +287,10 @@ pub async fn run(
             .with_prefix(Arc::new(kpr_statistics::api::LogPrefix(Arc::clone(&log))))
             .with_releases(releases),
     );
+    let model_watch = tokio::spawn(crate::metrics::watch_model(
+        Arc::clone(&log),
+        Arc::clone(&model),
+    ));
     let projector = tokio::spawn(kpr_statistics::projector::run(
         Arc::clone(&log),
         Arc::clone(&model),
@@ -362,6 +367,7 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "projector task failed"),
     }
     watcher.abort();
+    model_watch.abort();
     log.close().await?;
     if let Err(e) = trust.audit.close().await {
         tracing::error!(error = %e, "the audit trail did not close cleanly");

@@ -133,6 +133,7 @@ pub async fn run_ingest(
         trust,
     };
     let key = load_key(&serve_config)?;
+    crate::metrics::install();
     let gate = kpr_net::Gate::new(kpr_net::Limits::for_this_process());
     let trust = crate::trust::open(
         &serve_config.trust,
@@ -317,6 +318,7 @@ pub async fn run_statistics(
         addresses.push(l.local_addr()?);
     }
     crate::serve::private_dir(&data_dir)?;
+    crate::metrics::install();
     let trust = crate::trust::open(&trust, &data_dir, &addresses, gate.limits())?;
     let input = KeyedTopic::open(
         &kafka.brokers,

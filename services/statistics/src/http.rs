@@ -38,6 +38,32 @@ struct AppState {
     access: Access,
 }
 
+/// Renders the process's metrics in Prometheus' text format (set by the binary, which
+/// owns the recorder).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+static METRICS: std::sync::OnceLock<MetricsRender> = std::sync::OnceLock::new();
+
+/// Sets what `/metrics` on the operator listener serves (once per process).
+pub fn set_metrics(render: MetricsRender) {
+    let _ = METRICS.set(render);
+}
+
+async fn metrics_page(State(state): State<AppState>) -> Response<Body> {
+    match (state.surface, METRICS.get()) {
+        (Surface::Admin, Some(render)) => {
+            let mut response = plain(200, render());
+            response.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        (Surface::Admin, None) => plain(404, "no metrics recorder in this process\n".into()),
+        (Surface::Public, _) => error_response(&StatsError::Forbidden("metrics are served")),
+    }
+}
+
 fn plain(status: u16, text: String) -> Response<Body> {
     let mut response = Response::new(Body::from(text));
     *response.status_mut() =
@@ -206,7 +232,12 @@ async fn table(
         };
     }
     let stats = Arc::clone(&state.stats);
-    match tokio::task::spawn_blocking(move || stats.render(&request)).await {
+    let started = std::time::Instant::now();
+    let figure_label = request.query.figure.id();
+    let rendered = tokio::task::spawn_blocking(move || stats.render(&request)).await;
+    metrics::histogram!("kpr_query_seconds", "figure" => figure_label)
+        .record(started.elapsed().as_secs_f64());
+    match rendered {
         Ok(Ok(r)) => rendered_response(r, None),
         Ok(Err(e)) => error_response(&e),
         Err(e) => error_response(&StatsError::Internal(e.to_string())),
@@ -321,6 +352,7 @@ pub fn router(stats: Arc<Statistics>, surface: Surface, access: Access) -> Route
         .route("/v1/releases/{name}", post(publish))
         .route("/v1/releases/{name}/tables/{figure}", get(release_table))
         .route("/health", get(|| async { plain(200, "ok\n".into()) }))
+        .route("/metrics", get(metrics_page))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
