@@ -80,6 +80,8 @@ async fn verify_and_inspect_write_nothing_and_report_damage_without_a_panic() {
     let db_len = std::fs::metadata(data.join("log").join("db"))
         .unwrap()
         .len();
+    // A stored record's bytes, to damage one record for real.
+    let needle: Vec<u8> = read_log(&data).await[100].payload.to_vec();
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
     let damages: Vec<(&str, Damage)> = vec![
         (
@@ -92,10 +94,19 @@ async fn verify_and_inspect_write_nothing_and_report_damage_without_a_panic() {
         ),
         ("truncated to zero", Box::new(|b: &mut Vec<u8>| b.clear())),
         (
-            "one byte flipped",
-            Box::new(|b: &mut Vec<u8>| {
-                let middle = b.len() / 2;
-                b[middle] ^= 0xff;
+            "one byte flipped in a stored record",
+            Box::new(move |b: &mut Vec<u8>| {
+                // sled's file also holds dead space and older copies of pages: flip the
+                // middle byte of every copy of one stored record, so the live one is hit.
+                let mut at = 0;
+                let mut flipped = 0;
+                while let Some(found) = find(&b[at..], &needle) {
+                    let middle = at + found + needle.len() / 2;
+                    b[middle] ^= 0xff;
+                    flipped += 1;
+                    at = at + found + needle.len();
+                }
+                assert!(flipped > 0, "the record's bytes are not in the file");
             }),
         ),
     ];
@@ -169,4 +180,8 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
