@@ -68,9 +68,12 @@ async fn verify_and_inspect_write_nothing_and_report_damage_without_a_panic() {
     assert!(said.starts_with("ok: "), "{said}");
     let (ok, said) = kpr(&["inspect", "--data", data_arg]);
     assert!(ok, "{said}");
+    let year = today().year().to_string();
+    let (ok, said) = kpr(&["stats", "T2", "--year", &year, "--data", data_arg]);
+    assert!(ok, "{said}");
     assert!(
         snapshot(&data.join("log")) == before,
-        "verify or inspect changed the log directory"
+        "verify, inspect or stats --data changed the log directory"
     );
 
     // Damage as operators have met it: the database file truncated by 4 KiB, by 100 KiB,

@@ -32,11 +32,7 @@ pub async fn scan(log_dir: &Path) -> anyhow::Result<LogReport> {
     if !log_dir.exists() {
         anyhow::bail!("no log at {}", log_dir.display());
     }
-    let copy = tempfile::Builder::new()
-        .prefix("kpr-verify-")
-        .tempdir()
-        .context("cannot make a private copy of the log to read (set TMPDIR)")?;
-    copy_dir(log_dir, copy.path())?;
+    let copy = private_copy(log_dir)?;
     let copied = copy.path().to_path_buf();
     match tokio::spawn(async move { scan_copy(&copied).await }).await {
         Ok(result) => {
@@ -58,6 +54,18 @@ pub async fn scan(log_dir: &Path) -> anyhow::Result<LogReport> {
             )
         }
     }
+}
+
+/// A private copy of the sled log in `log_dir`, for commands that only read it: sled
+/// writes on open (recovery, a new segment), and the original may be read-only or a
+/// backup that must stay as it is. Removed when dropped.
+pub fn private_copy(log_dir: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let copy = tempfile::Builder::new()
+        .prefix("kpr-read-")
+        .tempdir()
+        .context("cannot make a private copy of the log to read (set TMPDIR)")?;
+    copy_dir(log_dir, copy.path())?;
+    Ok(copy)
 }
 
 /// Copies the files of a sled directory (one level of subdirectories: `blobs/`).

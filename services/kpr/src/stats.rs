@@ -28,8 +28,17 @@ pub struct RebuildSummary {
 }
 
 /// Folds the whole log of a stopped register into a fresh read model, in memory only.
+///
+/// Read-only: it folds a private copy of the log, so the data directory is not
+/// written (`kpr stats --data` on a stopped register or a backup).
 pub async fn rebuild(data: &Path, progress: bool) -> anyhow::Result<(ReadModel, RebuildSummary)> {
-    fold_log(data, progress, None).await
+    if !log_dir(data).exists() {
+        anyhow::bail!("no log at {}", log_dir(data).display());
+    }
+    let copy = crate::inspect::private_copy(&log_dir(data))?;
+    fold_log_at(copy.path(), progress, None)
+        .await
+        .with_context(|| format!("cannot read the log in {}", log_dir(data).display()))
 }
 
 /// What `kpr rebuild` found.
@@ -84,8 +93,16 @@ async fn fold_log(
     progress: bool,
     store: Option<&kpr_statistics::store::ProjectionStore>,
 ) -> anyhow::Result<(ReadModel, RebuildSummary)> {
-    let log = SledLog::open(&log_dir(data), &SledOptions::standard(1))
-        .with_context(|| format!("cannot open the log in {}", data.display()))?;
+    fold_log_at(&log_dir(data), progress, store).await
+}
+
+async fn fold_log_at(
+    dir: &Path,
+    progress: bool,
+    store: Option<&kpr_statistics::store::ProjectionStore>,
+) -> anyhow::Result<(ReadModel, RebuildSummary)> {
+    let log = SledLog::open(dir, &SledOptions::standard(1))
+        .with_context(|| format!("cannot open the log in {}", dir.display()))?;
     let mut total = 0u64;
     for p in 0..log.partition_count() {
         total += log.end_offset(p).await?;
