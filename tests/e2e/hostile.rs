@@ -779,3 +779,35 @@ async fn metrics_count_appends_and_refusals_per_municipality_and_rule() {
         403
     );
 }
+
+#[test]
+fn the_demo_names_each_refusal_also_without_a_terminal() {
+    // A production register (no synthetic ids) refuses the demo's synthetic persons.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (grpc, stats, admin) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpr"))
+        .args(["serve", "--data", data.to_str().unwrap()])
+        .args(["--addr", &format!("127.0.0.1:{grpc}")])
+        .args(["--stats-addr", &format!("127.0.0.1:{stats}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = token(&data, "0301"); // waits for the server's issuer
+    let out = Command::new(env!("CARGO_BIN_EXE_kpr"))
+        .args(["demo", "--quiet", "--persons", "20", "--issuer-data"])
+        .arg(&data)
+        .args(["--endpoint", &format!("http://127.0.0.1:{grpc}")])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("refused:") && stderr.contains("national_id"),
+        "{stderr}"
+    );
+}

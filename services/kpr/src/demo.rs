@@ -194,10 +194,17 @@ async fn push(
                         }
                         Some(pb::append_stream_response::Result::Rejected(r)) => {
                             counts.rejected.fetch_add(1, Ordering::Relaxed);
-                            bar.println(format!(
+                            let line = format!(
                                 "{municipality}: batch {} refused: {}",
                                 answer.batch_index, r.message
-                            ));
+                            );
+                            // A hidden bar (--quiet, or no terminal) prints nothing: the
+                            // reason goes to stderr then, so scripts and logs see it.
+                            if bar.is_hidden() {
+                                eprintln!("{line}");
+                            } else {
+                                bar.println(line);
+                            }
                         }
                         None => bail!("an answer without a result"),
                     }
