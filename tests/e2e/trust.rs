@@ -73,6 +73,12 @@ struct Secure {
 
 impl Secure {
     fn start(data: &Path, pki: &Pki, extra: &[&str]) -> Secure {
+        Secure::start_probing(data, pki, extra, https(pki, None, false))
+    }
+
+    /// Starts and waits for `/health`, asked with `probe` (mutual TLS needs a client
+    /// certificate even for that).
+    fn start_probing(data: &Path, pki: &Pki, extra: &[&str], probe: Client) -> Secure {
         let (grpc, stats, admin) = (free_port(), free_port(), free_port());
         let stderr = data.with_extension("stderr");
         let child = Command::new(env!("CARGO_BIN_EXE_kpr"))
@@ -100,9 +106,8 @@ impl Secure {
             admin,
             stderr,
         };
-        let client = https(pki, None, true);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while client
+        while probe
             .get(&server.url(stats, "/health"))
             .map(|r| r.status)
             .ok()
@@ -590,47 +595,13 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
     let pki = pki(dir.path());
     let data = dir.path().join("data");
     let ca = pki.ca.to_str().unwrap().to_string();
-    let server = {
-        // Start with the client CA; the readiness probe must present a certificate.
-        let (grpc, stats, admin) = (free_port(), free_port(), free_port());
-        let stderr = data.with_extension("stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_kpr"))
-            .args([
-                "serve",
-                "--data",
-                data.to_str().unwrap(),
-                "--allow-synthetic-ids",
-            ])
-            .args(["--addr", &format!("127.0.0.1:{grpc}")])
-            .args(["--stats-addr", &format!("127.0.0.1:{stats}")])
-            .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-            .args(["--tls-cert", pki.cert.to_str().unwrap()])
-            .args(["--tls-key", pki.key.to_str().unwrap()])
-            .args(["--tls-client-ca", &ca])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        Secure {
-            child,
-            grpc,
-            stats,
-            admin,
-            stderr,
-        }
-    };
+    let server = Secure::start_probing(
+        &data,
+        &pki,
+        &["--tls-client-ca", &ca],
+        https(&pki, None, true),
+    );
     let health = server.url(server.stats, "/health");
-    let with_cert = https(&pki, None, true);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(with_cert.clone(), health.clone())
-        .await
-        .map(|r| r.status)
-        .ok()
-        != Some(200)
-    {
-        assert!(Instant::now() < deadline, "no start: {}", server.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert!(
         get(https(&pki, None, false), health.clone()).await.is_err(),
         "an HTTPS client without a certificate was served"

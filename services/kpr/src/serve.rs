@@ -25,6 +25,18 @@ pub enum KeySource {
     DataDir,
 }
 
+impl KeySource {
+    /// The key as the operator gave it: `--pseudonym-key-file`, else 64 hex digits in
+    /// `KPR_PSEUDONYM_KEY`, else the data directory's own key file.
+    pub fn from_flag(file: Option<PathBuf>) -> KeySource {
+        match (file, std::env::var("KPR_PSEUDONYM_KEY")) {
+            (Some(path), _) => KeySource::File(path),
+            (None, Ok(hex)) => KeySource::Hex(hex),
+            (None, Err(_)) => KeySource::DataDir,
+        }
+    }
+}
+
 /// Settings of `kpr serve`.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {

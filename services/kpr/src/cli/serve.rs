@@ -50,11 +50,7 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let key = match (args.pseudonym_key_file, std::env::var("KPR_PSEUDONYM_KEY")) {
-        (Some(path), _) => KeySource::File(path),
-        (None, Ok(hex)) => KeySource::Hex(hex),
-        (None, Err(_)) => KeySource::DataDir,
-    };
+    let key = KeySource::from_flag(args.pseudonym_key_file);
     let config = ServeConfig {
         data_dir: args.data,
         partitions: args.partitions,

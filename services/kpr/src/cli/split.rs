@@ -107,11 +107,7 @@ pub struct StatisticsArgs {
 
 /// `kpr ingest`.
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
-    let key = match (args.pseudonym_key_file, std::env::var("KPR_PSEUDONYM_KEY")) {
-        (Some(path), _) => KeySource::File(path),
-        (None, Ok(hex)) => KeySource::Hex(hex),
-        (None, Err(_)) => KeySource::DataDir,
-    };
+    let key = KeySource::from_flag(args.pseudonym_key_file);
     let owned = args
         .partitions_owned
         .as_deref()
