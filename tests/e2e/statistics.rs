@@ -356,11 +356,66 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_imported_population_is_used_and_named() {
     let dir = tempfile::tempdir().unwrap();
+    // A whole year: the shipped 2026 as 2027, with Oslo's 80+ set to 40 men of 85 and
+    // 60 women of 92.
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../refdata/befolkning_kommune_kjonn_alder_2024-2026.csv"),
+    )
+    .unwrap();
+    let mut rows: Vec<String> = vec!["aar,kommunenummer,kjonn,alder,personer".into()];
+    for line in shipped.lines().skip(1).filter(|l| l.starts_with("2026,")) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let age: u32 = cols[3].trim_end_matches('+').parse().unwrap();
+        let persons = match (cols[1], cols[2], age) {
+            ("0301", "1", 85) => "40".to_string(),
+            ("0301", "2", 92) => "60".to_string(),
+            ("0301", _, a) if a >= 80 => "0".to_string(),
+            _ => cols[4].to_string(),
+        };
+        rows.push(format!(
+            "2027,{},{},{},{persons}",
+            cols[1], cols[2], cols[3]
+        ));
+    }
     let csv = dir.path().join("newer.csv");
-    std::fs::write(&csv, "aar,kommunenummer,kjonn,alder,personer\n2027,0301,1,85,40\n2027,0301,2,92,60\n2027,0301,2,50,999\n").unwrap();
-    let bad = dir.path().join("bad.csv");
-    std::fs::write(&bad, "year,municipality\n2027,0301\n").unwrap();
-    assert!(kpr::refdata::import(dir.path(), &bad).is_err());
+    std::fs::write(&csv, rows.join("\n") + "\n").unwrap();
+    // Refused, naming why: the wrong shape, a one-row year, a municipality missing, a
+    // row twice, a total far from the shipped one.
+    let refused = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let error = kpr::refdata::import(dir.path(), &path).unwrap_err();
+        format!("{error:#}")
+    };
+    assert!(!refused("shape.csv", "year,municipality\n2027,0301\n".into()).is_empty());
+    let one_row = refused(
+        "one.csv",
+        "aar,kommunenummer,kjonn,alder,personer\n2027,0301,1,85,40\n".into(),
+    );
+    assert!(one_row.contains("municipalities are missing"), "{one_row}");
+    let without_bergen: Vec<&String> = rows.iter().filter(|r| !r.contains(",4601,")).collect();
+    let missing = refused(
+        "missing.csv",
+        without_bergen.iter().map(|r| format!("{r}\n")).collect(),
+    );
+    assert!(missing.contains("4601"), "{missing}");
+    let twice = refused("twice.csv", format!("{}\n{}\n", rows.join("\n"), rows[1]));
+    assert!(twice.contains("a second row"), "{twice}");
+    let halved: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match (i, r.rsplit_once(',')) {
+            (0, _) | (_, None) => r.clone(),
+            (_, Some((head, n))) => format!("{head},{}", n.parse::<u64>().unwrap() / 2),
+        })
+        .collect();
+    let half = refused("half.csv", halved.join("\n") + "\n");
+    assert!(half.contains("national total"), "{half}");
+    assert!(
+        !kpr::refdata::population_path(dir.path()).exists(),
+        "a refused file was stored"
+    );
     assert_eq!(kpr::refdata::import(dir.path(), &csv).unwrap(), vec![2027]);
     let server = InProcess::start(config(dir.path())).await;
     let r = fetch(format!(

@@ -5,8 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use anyhow::{Context, bail};
+use kpr_domain::municipality::Registry;
 use kpr_projection::population::Population;
+
+/// Rows per municipality and year: two sexes × ages 0 to 105.
+const ROWS_PER_MUNICIPALITY: usize = 2 * 106;
+/// How far an imported year's national total may lie from the nearest shipped year's.
+/// Norway's population changes by about 1 % a year; a file far off is a partial or a
+/// wrong file, and would turn every rate of the year into nonsense.
+const NATIONAL_CHANGE_MAX: f64 = 0.10;
 
 /// Where an imported population lives in a data directory.
 pub fn population_path(data: &Path) -> PathBuf {
@@ -23,6 +33,8 @@ pub fn import(data: &Path, file: &Path) -> anyhow::Result<Vec<i32>> {
             file.display()
         )
     })?;
+    check_complete(&text, &population)
+        .with_context(|| format!("{} was not imported", file.display()))?;
     let target = population_path(data);
     let dir = target.parent().context("population path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -33,6 +45,73 @@ pub fn import(data: &Path, file: &Path) -> anyhow::Result<Vec<i32>> {
     std::fs::rename(&partial, &target)
         .with_context(|| format!("cannot install {}", target.display()))?;
     Ok(population.years().collect())
+}
+
+/// A year is imported whole: every 2024 municipality, every sex and age once, and a
+/// national total near the shipped figures. (A one-row file for 2027 once made the
+/// national I3 of 2026 326 % and Bergen's denominator 0.)
+fn check_complete(text: &str, population: &Population) -> anyhow::Result<()> {
+    let expected: BTreeSet<&str> = Registry::get()
+        .municipalities()
+        .map(|m| m.code.as_str())
+        .collect();
+    let mut seen: HashSet<(&str, &str, &str, &str)> = HashSet::new();
+    let mut rows: HashMap<(&str, &str), usize> = HashMap::new();
+    for (index, line) in text.lines().enumerate().skip(1) {
+        let cols: Vec<&str> = line.trim().split(',').collect();
+        let [year, code, sex, age, _] = cols[..] else {
+            continue; // blank lines; from_csv has checked the shape
+        };
+        let age = age.trim_end_matches('+');
+        if !seen.insert((year, code, sex, age)) {
+            bail!(
+                "line {}: a second row for {year}, {code}, sex {sex}, age {age}",
+                index + 1
+            );
+        }
+        *rows.entry((year, code)).or_default() += 1;
+    }
+    for year in population.years() {
+        let present: BTreeSet<&str> = population.municipalities(year).collect();
+        if let Some(unknown) = present.difference(&expected).next() {
+            bail!("{year}: {unknown} is not a 2024 municipality code");
+        }
+        let missing: Vec<&&str> = expected.difference(&present).collect();
+        if let Some(first) = missing.first() {
+            bail!(
+                "{year}: {} of the {} municipalities are missing (first {first}); a year is imported whole",
+                missing.len(),
+                expected.len()
+            );
+        }
+        let year_text = year.to_string();
+        for code in &present {
+            let n = rows.get(&(year_text.as_str(), *code)).copied().unwrap_or(0);
+            if n != ROWS_PER_MUNICIPALITY {
+                bail!(
+                    "{year} {code}: {n} rows, but a municipality has {ROWS_PER_MUNICIPALITY} (sexes 1 and 2 × ages 0-105)"
+                );
+            }
+        }
+        let shipped = Population::embedded();
+        if let Some(near) = shipped.nearest_year(year) {
+            let total = |p: &Population, y: i32| {
+                p.municipalities(y)
+                    .filter_map(|code| p.by_sex_and_age(y, code))
+                    .map(|c| c.iter().flatten().map(|n| u64::from(*n)).sum::<u64>())
+                    .sum::<u64>() as f64
+            };
+            let (new, old) = (total(population, year), total(shipped, near));
+            if old > 0.0 && ((new - old) / old).abs() > NATIONAL_CHANGE_MAX {
+                bail!(
+                    "{year}: the national total {new:.0} is {:+.1} % from {near}'s {old:.0}; more than {:.0} % is not a population",
+                    (new - old) / old * 100.0,
+                    NATIONAL_CHANGE_MAX * 100.0
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The population of a data directory: the shipped years with the imported ones added
