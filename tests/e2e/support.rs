@@ -284,6 +284,8 @@ fn client_for(url: &str) -> kpr::http_client::Client {
         .lock()
         .unwrap()
         .iter()
+        // The newest first: a port of a stopped server can be given to a later one.
+        .rev()
         .find(|(base, _)| url.starts_with(&format!("{base}/")))
         .map(|(_, data)| data.clone());
     kpr::http_client::Client {
