@@ -468,3 +468,82 @@ async fn the_public_grpc_surface_never_serves_exact_numbers() {
     }
     server.stop().await;
 }
+
+/// One raw HTTP/1.1 request with extra headers; the answer's head, lowercased.
+fn raw_head(base: &str, method: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let authority = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_pages_of_allowed_origins_may_read_the_public_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve_config = config(dir.path());
+    serve_config.trust.cors_origins = vec!["https://kommune.example".into()];
+    let server = InProcess::start(serve_config).await;
+    let year = today().year() - 1;
+    let path = format!("/v1/tables/T2?region=0301&year={year}");
+    let (stats, admin) = (server.stats.clone(), server.admin.clone());
+    let operator = operator_token(&server.data);
+    let heads = tokio::task::spawn_blocking(move || {
+        (
+            raw_head(&stats, "GET", &path, "Origin: https://kommune.example\r\n"),
+            raw_head(
+                &stats,
+                "GET",
+                &path,
+                "Origin: https://elsewhere.example\r\n",
+            ),
+            raw_head(
+                &stats,
+                "OPTIONS",
+                &path,
+                "Origin: https://kommune.example\r\nAccess-Control-Request-Method: GET\r\n",
+            ),
+            raw_head(
+                &admin,
+                "GET",
+                &format!("{path}&exact=true"),
+                &format!("Origin: https://kommune.example\r\nAuthorization: Bearer {operator}\r\n"),
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    let (allowed, other, preflight, admin_head) = heads;
+    assert!(allowed.starts_with("http/1.1 200"), "{allowed}");
+    assert!(
+        allowed.contains("access-control-allow-origin: https://kommune.example"),
+        "{allowed}"
+    );
+    assert!(
+        allowed.contains("access-control-expose-headers: x-kpr-log-position"),
+        "{allowed}"
+    );
+    assert!(other.starts_with("http/1.1 200"), "{other}");
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-methods: get"),
+        "{preflight}"
+    );
+    assert!(admin_head.starts_with("http/1.1 200"), "{admin_head}");
+    assert!(
+        !admin_head.contains("access-control-allow-origin"),
+        "the operator listener allows no other origin: {admin_head}"
+    );
+    server.stop().await;
+}

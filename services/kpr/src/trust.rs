@@ -54,6 +54,8 @@ pub struct TrustConfig {
     pub audit_retention_days: u32,
     /// Plaintext on a non-loopback address (TLS ends in front of the register).
     pub allow_plaintext: bool,
+    /// Origins whose pages may read the public listener (CORS); `*` for any.
+    pub cors_origins: Vec<String>,
 }
 
 impl TrustConfig {
@@ -67,6 +69,7 @@ impl TrustConfig {
             anonymous_public: true,
             audit_retention_days: 3653,
             allow_plaintext: false,
+            cors_origins: vec!["*".into()],
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct Trust {
     pub audit: Arc<AuditLog>,
     /// Published tables may be read without a token.
     pub anonymous_public: bool,
+    /// Origins allowed by CORS on the public listener.
+    pub cors_origins: Vec<String>,
 }
 
 impl Trust {
@@ -91,6 +96,7 @@ impl Trust {
             auth: Arc::clone(&self.auth),
             audit: Some(Arc::clone(&self.audit)),
             anonymous_public: self.anonymous_public,
+            cors_origins: self.cors_origins.clone(),
         }
     }
 
@@ -202,6 +208,7 @@ pub fn open(
         auth: Arc::new(auth),
         audit,
         anonymous_public: config.anonymous_public,
+        cors_origins: config.cors_origins.clone(),
     })
 }
 

@@ -22,6 +22,9 @@ pub struct Access {
     pub audit: Option<Arc<AuditLog>>,
     /// Published tables may be read without a token.
     pub anonymous_public: bool,
+    /// Origins whose web pages may read the public listener (CORS, GET only); `*` for
+    /// any. Never applies to the operator listener.
+    pub cors_origins: Vec<String>,
 }
 
 impl Access {
@@ -31,6 +34,7 @@ impl Access {
             auth: Arc::new(Authenticator::Off),
             audit: None,
             anonymous_public: true,
+            cors_origins: vec!["*".into()],
         }
     }
 
@@ -47,6 +51,18 @@ impl Access {
         let caller = self.auth.authenticate(authorization)?;
         caller.require(role)?;
         Ok(Some(caller))
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
+    pub fn cors_origin(&self, origin: &str) -> Option<String> {
+        if self.cors_origins.iter().any(|o| o == "*") {
+            Some("*".into())
+        } else {
+            self.cors_origins
+                .iter()
+                .any(|o| o == origin)
+                .then(|| origin.to_string())
+        }
     }
 
     /// Records one call; `Err` when the trail cannot be written (the call is then

@@ -129,6 +129,33 @@ async fn guard(
     if path == "/health" {
         return next.run(request).await;
     }
+    let origin = request
+        .headers()
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let allowed_origin = match (state.surface, &origin) {
+        (Surface::Public, Some(origin)) => state.access.cors_origin(origin),
+        _ => None,
+    };
+    // A CORS preflight for a public GET: answered here, nothing to record.
+    if request.method() == Method::OPTIONS && state.surface == Surface::Public {
+        let mut response = plain(204, String::new());
+        if let Some(allowed) = &allowed_origin {
+            cors_headers(&mut response, allowed);
+            let headers = response.headers_mut();
+            headers.insert(
+                "access-control-allow-methods",
+                HeaderValue::from_static("GET"),
+            );
+            headers.insert(
+                "access-control-allow-headers",
+                HeaderValue::from_static("authorization"),
+            );
+            headers.insert("access-control-max-age", HeaderValue::from_static("600"));
+        }
+        return response;
+    }
     let query = request.uri().query().unwrap_or_default().to_string();
     let method = request.method().clone();
     let role = needed_role(state.surface);
@@ -180,7 +207,29 @@ async fn guard(
             "the audit trail cannot be written; retry later\n".into(),
         );
     }
+    let mut response = response;
+    if let Some(allowed) = &allowed_origin
+        && method == Method::GET
+    {
+        cors_headers(&mut response, allowed);
+    }
     response
+}
+
+/// CORS headers of a public answer: the allowed origin, and the headers a page may read
+/// (the log position and the other facts of an answer).
+fn cors_headers(response: &mut Response<Body>, allowed: &str) {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(allowed) {
+        headers.insert("access-control-allow-origin", value);
+    }
+    headers.insert("vary", HeaderValue::from_static("Origin"));
+    headers.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static(
+            "x-kpr-log-position, x-kpr-definition-version, x-kpr-exact, x-kpr-population-year, x-kpr-release",
+        ),
+    );
 }
 
 fn rendered_response(rendered: Rendered, release: Option<&str>) -> Response<Body> {

@@ -43,6 +43,10 @@ pub struct TrustArgs {
     /// Plaintext on a non-loopback address, because TLS ends in front of the register.
     #[arg(long, env = "KPR_ALLOW_PLAINTEXT")]
     allow_plaintext: bool,
+    /// An origin whose web pages may read the public tables (CORS, GET), repeatable;
+    /// `*` for any, `none` for no CORS.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", default_value = "*")]
+    cors_origins: Vec<String>,
 }
 
 impl TrustArgs {
@@ -70,6 +74,12 @@ impl TrustArgs {
             anonymous_public: !self.tables_need_token,
             audit_retention_days: self.audit_retention_days,
             allow_plaintext: self.allow_plaintext,
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .filter(|o| o.as_str() != "none")
+                .cloned()
+                .collect(),
         }
     }
 }
