@@ -46,20 +46,7 @@ fn kpr(args: &[&str]) -> (bool, String) {
 async fn verify_and_inspect_write_nothing_and_report_damage_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut serve_config = config(&data);
-    serve_config.batch_events_max = 1000;
-    serve_config.message_bytes_max = 16 * 1024 * 1024;
-    let server = InProcess::start(serve_config).await;
-    let mut demo = kpr_synth::DemoConfig::standard(today());
-    demo.persons = 2000;
-    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
-        .await
-        .unwrap();
-    assert!(
-        summary.rejected_batches == 0 && summary.stored > 1000,
-        "{summary:?}"
-    );
-    server.stop().await;
+    demo_log(&data, 2000).await;
     let data_arg = data.to_str().unwrap();
 
     let before = snapshot(&data.join("log"));

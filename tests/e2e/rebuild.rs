@@ -48,20 +48,7 @@ async fn tables_from_log(data: &std::path::Path, year: i32) -> Vec<String> {
 async fn a_rebuild_killed_anywhere_leaves_a_whole_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut serve_config = config(&data);
-    serve_config.batch_events_max = 1000;
-    serve_config.message_bytes_max = 16 * 1024 * 1024;
-    let server = InProcess::start(serve_config).await;
-    let mut demo = kpr_synth::DemoConfig::standard(today());
-    demo.persons = 1500;
-    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
-        .await
-        .unwrap();
-    assert!(
-        summary.rejected_batches == 0 && summary.stored > 1000,
-        "{summary:?}"
-    );
-    server.stop().await;
+    demo_log(&data, 1500).await;
     let year = today().year() - 1;
     // (The store of a stopped server may lag the log: it catches up at the next start.)
     let expected = tables_from_log(&data, year).await;

@@ -414,6 +414,25 @@ pub fn episode(municipality: &str, person: u32, service_id: &str) -> Vec<pb::Eve
     ]
 }
 
+/// A stopped register in `data` whose log holds the demo population of `persons`
+/// (every batch accepted, more than a thousand events).
+pub async fn demo_log(data: &Path, persons: u32) {
+    let mut serve_config = config(data);
+    serve_config.batch_events_max = 1000;
+    serve_config.message_bytes_max = 16 * 1024 * 1024;
+    let server = InProcess::start(serve_config).await;
+    let mut demo = kpr_synth::DemoConfig::standard(today());
+    demo.persons = persons;
+    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
+        .await
+        .unwrap();
+    assert!(
+        summary.rejected_batches == 0 && summary.stored > 1000,
+        "{summary:?}"
+    );
+    server.stop().await;
+}
+
 /// Every record of a stopped register's log, partition by partition.
 pub async fn read_log(data: &Path) -> Vec<Record> {
     let log = SledLog::open(&kpr::serve::log_dir(data), &SledOptions::standard(1)).unwrap();
