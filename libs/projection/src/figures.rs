@@ -144,12 +144,18 @@ impl Query {
         })
     }
 
-    fn uses_period(&self) -> bool {
-        matches!(
-            self.figure,
-            Figure::T1 | Figure::T4 | Figure::I9 | Figure::I14 | Figure::I15 | Figure::I18
-        )
+    /// Whether the figure is "during P" (otherwise "on D").
+    pub fn uses_period(&self) -> bool {
+        uses_period(self.figure)
     }
+}
+
+/// Whether a figure counts "during the period P" (otherwise "on the date D").
+pub fn uses_period(figure: Figure) -> bool {
+    matches!(
+        figure,
+        Figure::T1 | Figure::T4 | Figure::I9 | Figure::I14 | Figure::I15 | Figure::I18
+    )
 }
 
 /// Computes a figure with exact values.
@@ -171,6 +177,7 @@ pub fn compute_from(
         population,
         query,
         population_year: None,
+        population_wanted: None,
     };
     let mut table = match query.figure {
         Figure::T1 => ctx.recipients(true),
@@ -200,6 +207,8 @@ pub fn compute_from(
         log_position: position.to_vec(),
         definition_version: DEFINITION_VERSION,
         population_year: ctx.population_year,
+        population_wanted: ctx.population_wanted,
+        notes: Vec::new(),
         reference: if query.uses_period() {
             query.period.code.clone()
         } else {
@@ -359,6 +368,8 @@ impl Builder {
                     log_position: Vec::new(),
                     definition_version: DEFINITION_VERSION,
                     population_year: None,
+                    population_wanted: None,
+                    notes: Vec::new(),
                     reference: String::new(),
                     exact: true,
                 },
@@ -409,6 +420,8 @@ struct Ctx<'a> {
     population: &'a Population,
     query: &'a Query,
     population_year: Option<i32>,
+    /// The population year SPEC 2 asks for (the one after the reference year).
+    population_wanted: Option<i32>,
 }
 
 impl Ctx<'_> {
@@ -442,6 +455,7 @@ impl Ctx<'_> {
         let wanted = day.year() + 1;
         let year = self.population.nearest_year(wanted).unwrap_or(wanted);
         self.population_year = Some(year);
+        self.population_wanted = Some(wanted);
         self.population.count(year, &self.query.region, sex, band) as f64
     }
 

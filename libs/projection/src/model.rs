@@ -179,6 +179,8 @@ pub struct Municipality {
     pending: HashMap<EventId, Vec<u32>>,
     scores: Vec<(Variable, u8)>,
     replacements: Vec<Fact>,
+    /// Earliest and latest effective date of the events held (corrections have none).
+    span: Option<(Date, Date)>,
 }
 
 /// A service episode of a municipality, for snapshots.
@@ -483,6 +485,12 @@ impl Municipality {
         }
         // Every path below pushes exactly one slot, keeping `slot_ids` parallel.
         self.slot_ids.push(id);
+        if let Some(day) = event.payload.effective_date() {
+            self.span = Some(
+                self.span
+                    .map_or((day, day), |(first, last)| (first.min(day), last.max(day))),
+            );
+        }
         let person = self.person_index(&envelope.person);
         let fact = self.fact_of(&event.payload);
         let mut new = Slot { fact, link: NONE };
@@ -673,6 +681,16 @@ impl ReadModel {
     /// Events applied.
     pub fn event_count(&self) -> u64 {
         self.events
+    }
+
+    /// Earliest and latest effective date of the events held in the municipalities
+    /// `keep` accepts (`None` when they hold none): what answers call "the data".
+    pub fn span_where(&self, keep: impl Fn(&MunicipalityCode) -> bool) -> Option<(Date, Date)> {
+        self.municipalities
+            .iter()
+            .filter(|(code, _)| keep(code))
+            .filter_map(|(_, state)| state.span)
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 
     /// The state of each municipality with events, in code order.

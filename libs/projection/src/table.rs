@@ -85,6 +85,13 @@ pub struct TableMeta {
     pub definition_version: u32,
     /// Population year used for denominators, if any.
     pub population_year: Option<i32>,
+    /// The population year the definition asks for; differs from `population_year`
+    /// when that year is not available and the nearest one was used.
+    pub population_wanted: Option<i32>,
+    /// Notes a reader must see with the numbers (a substituted population year, a
+    /// reference date outside the data), in the table's language. Set by the
+    /// publishing layer; the figures leave it empty.
+    pub notes: Vec<String>,
     /// The date or period the table is about, e.g. "2024-12-31" or "2024Q3".
     pub reference: String,
     /// Exact (operator) numbers, not disclosure-controlled.
@@ -186,6 +193,8 @@ mod tests {
                 log_position: vec![],
                 definition_version: 1,
                 population_year: None,
+                population_wanted: None,
+                notes: Vec::new(),
                 reference: String::new(),
                 exact: true,
             },

@@ -17,8 +17,12 @@ use kpr_projection::snapshot::{People, Snapshot, people};
 use kpr_projection::table::Table;
 
 use crate::error::StatsError;
+use crate::labels::Lang;
 use crate::release::ReleaseStore;
-use crate::{disclosure, format};
+use crate::{disclosure, format, present};
+
+/// A log position: records per partition.
+pub type Position = Vec<(u32, u64)>;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub struct TableRequest {
     /// "As known at" this log position (next offset per partition; partitions not
     /// named count as empty). Operator surface only.
     pub at: Option<Vec<(u32, u64)>>,
+    /// Language of labels and notes.
+    pub lang: Lang,
 }
 
 /// Parses a log position `p:o,p:o`.
@@ -175,6 +181,7 @@ impl TableRequest {
             false,
             None,
         );
+        let mut lang = Lang::No;
         for pair in query_string.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -202,6 +209,7 @@ impl TableRequest {
                     }
                 }
                 "exact" => exact = matches!(value, "true" | "1"),
+                "lang" => lang = Lang::parse(value)?,
                 "at" => {
                     at = Some(parse_position(
                         &value
@@ -233,6 +241,7 @@ impl TableRequest {
             format,
             exact,
             at,
+            lang,
         })
     }
 }
@@ -356,7 +365,9 @@ impl Statistics {
             if !request.exact {
                 disclosure::protect(&mut table);
             }
-            render(&table, request.format)
+            let span = span_of(&model, &request.query.region);
+            present::present(&mut table, &request.query, request.lang, span);
+            render_in(&table, request.format, request.lang)
         })
         .await
         .map_err(|e| StatsError::Internal(e.to_string()))
@@ -375,12 +386,61 @@ impl Statistics {
             .read()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
         let position = model.reflected();
-        let snapshot = self.snapshot(&model, &position, &request.query.region)?;
-        let mut table = compute_from(&snapshot, &position, &self.population, &request.query);
-        if !request.exact {
+        self.published(
+            &model,
+            &position,
+            &request.query,
+            request.exact,
+            request.lang,
+        )
+    }
+
+    /// One table from a read-locked model: computed, protected unless `exact`, with
+    /// its notes and labels in `lang`.
+    pub fn published(
+        &self,
+        model: &ReadModel,
+        position: &[(u32, u64)],
+        query: &Query,
+        exact: bool,
+        lang: Lang,
+    ) -> Result<Table, StatsError> {
+        let snapshot = self.snapshot(model, position, &query.region)?;
+        let mut table = compute_from(&snapshot, position, &self.population, query);
+        if !exact {
             disclosure::protect(&mut table);
         }
+        present::present(&mut table, query, lang, span_of(model, &query.region));
         Ok(table)
+    }
+
+    /// Many tables from one model generation (one read lock), with the position they
+    /// all reflect: what one answer over many regions and periods is built from.
+    pub fn tables_at_once(
+        &self,
+        queries: &[Query],
+        exact: bool,
+        lang: Lang,
+    ) -> Result<(Vec<Table>, Position), StatsError> {
+        let model = self
+            .model
+            .read()
+            .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
+        let position = model.reflected();
+        let tables = queries
+            .iter()
+            .map(|q| self.published(&model, &position, q, exact, lang))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((tables, position))
+    }
+
+    /// Earliest and latest effective date of the events held, over every region.
+    pub fn span(&self) -> Result<Option<(Date, Date)>, StatsError> {
+        let model = self
+            .model
+            .read()
+            .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
+        Ok(model.span_where(|_| true))
     }
 
     /// The snapshot of a region at the model's position, from the cache when the
@@ -437,7 +497,7 @@ impl Statistics {
                 return Ok(answer.clone());
             }
         }
-        let rendered = render(&self.table(request)?, request.format);
+        let rendered = render_in(&self.table(request)?, request.format, request.lang);
         let mut cache = lock()?;
         // Kept only when the table was computed at the generation read above (the
         // model may have moved meanwhile; then the cache belongs to a newer one).
@@ -451,10 +511,20 @@ impl Statistics {
     }
 }
 
-/// Renders a computed table.
+/// Earliest and latest effective date of the events `model` holds for `region`.
+pub fn span_of(model: &ReadModel, region: &Region) -> Option<(Date, Date)> {
+    model.span_where(|code| region.contains(code.as_str()))
+}
+
+/// Renders a computed table (units named in Norwegian).
 pub fn render(table: &Table, format: Format) -> Rendered {
+    render_in(table, format, Lang::No)
+}
+
+/// Renders a computed table, units named in `lang`.
+pub fn render_in(table: &Table, format: Format, lang: Lang) -> Rendered {
     let body = match format {
-        Format::JsonStat => format::to_json_stat(table),
+        Format::JsonStat => format::to_json_stat_in(table, lang),
         Format::Csv => format::to_csv(table),
     };
     Rendered {

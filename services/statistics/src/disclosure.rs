@@ -496,6 +496,8 @@ mod tests {
                 log_position: vec![(0, 0)],
                 definition_version: 1,
                 population_year: None,
+                population_wanted: None,
+                notes: Vec::new(),
                 reference: "2024-12-31".into(),
                 exact: true,
             },

@@ -27,6 +27,8 @@
 
 use kpr_projection::table::{Quantity, Status, Table};
 
+use crate::labels::{Lang, unit};
+
 /// Marker of a suppressed cell (SPEC 6).
 const SUPPRESSED: &str = ":";
 
@@ -122,20 +124,6 @@ fn push_joined<T>(
     }
 }
 
-/// Unit of a measure: base and number of decimals to show.
-fn unit(quantity: Quantity) -> (&'static str, u32) {
-    match quantity {
-        Quantity::Persons => ("personer", 0),
-        Quantity::Population => ("innbyggere", 0),
-        Quantity::Hours => ("timer per uke", 1),
-        Quantity::Days => ("dager", 0),
-        Quantity::Mean => ("gjennomsnitt", 1),
-        Quantity::Share => ("andel", 3),
-        Quantity::Per1000 => ("per 1000", 1),
-        Quantity::Percentile => ("dager", 0),
-    }
-}
-
 /// The table as a JSON-stat 2.0 dataset (UTF-8 JSON text, compact, no trailing newline).
 ///
 /// Keys in this order: `version`, `class`, `label` (ending in
@@ -153,6 +141,12 @@ fn unit(quantity: Quantity) -> (&'static str, u32) {
 /// `reference`, `definition_version`, `population_year` (or `null`), `exact` and
 /// `log_position` as `[{"partition":p,"records":o},…]`.
 pub fn to_json_stat(table: &Table) -> String {
+    to_json_stat_in(table, Lang::No)
+}
+
+/// [`to_json_stat`] with unit names in `lang`, and `note` (an array of strings, after
+/// `source`) when the table carries notes.
+pub fn to_json_stat_in(table: &Table, lang: Lang) -> String {
     let cells = cell_count(table);
     let mut out = String::new();
     out.push_str("{\"version\":\"2.0\",\"class\":\"dataset\",\"label\":");
@@ -170,6 +164,13 @@ pub fn to_json_stat(table: &Table) -> String {
             SOURCE_REGISTER
         },
     );
+    if !table.meta.notes.is_empty() {
+        out.push_str(",\"note\":[");
+        push_joined(&mut out, &table.meta.notes, |out, n| {
+            push_json_string(out, n)
+        });
+        out.push(']');
+    }
 
     out.push_str(",\"id\":[");
     push_joined(&mut out, &table.dimensions, |out, d| {
@@ -207,7 +208,7 @@ pub fn to_json_stat(table: &Table) -> String {
                     out,
                     d.categories.iter().zip(&table.measures),
                     |out, (c, m)| {
-                        let (base, decimals) = unit(m.quantity);
+                        let (base, decimals) = unit(m.quantity, lang);
                         push_json_string(out, &c.code);
                         out.push_str(":{\"base\":");
                         push_json_string(out, base);
@@ -511,6 +512,8 @@ mod tests {
                 log_position: vec![(0, 18_342), (1, 17_960)],
                 definition_version: 1,
                 population_year: None,
+                population_wanted: None,
+                notes: Vec::new(),
                 reference: "2024-12-31".into(),
                 exact: true,
             },
@@ -565,6 +568,8 @@ mod tests {
                 log_position: vec![(0, 18_342), (1, 17_960)],
                 definition_version: 1,
                 population_year: Some(2025),
+                population_wanted: Some(2025),
+                notes: Vec::new(),
                 reference: "2024-12-31".into(),
                 exact: true,
             },

@@ -20,7 +20,9 @@ use tokio::net::TcpListener;
 
 use crate::access::Access;
 use crate::api::{Format, Rendered, Statistics, TableRequest};
+use crate::catalogue::{self, DataRequest};
 use crate::error::StatsError;
+use crate::labels::Lang;
 
 /// Which surface a listener is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,6 +381,115 @@ async fn release_table(
     }
 }
 
+fn lang_of(query: &str) -> Result<Lang, StatsError> {
+    query_value(query, "lang").map_or(Ok(Lang::No), Lang::parse)
+}
+
+fn json_response(body: String) -> Response<Body> {
+    let mut response = plain(200, body);
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// `GET /v1/tables`: the catalogue.
+async fn catalogue_list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let query = query.unwrap_or_default();
+    let stats = Arc::clone(&state.stats);
+    let listed =
+        tokio::task::spawn_blocking(move || catalogue::list(&stats, lang_of(&query)?)).await;
+    match listed {
+        Ok(Ok(body)) => json_response(body),
+        Ok(Err(e)) => error_response(&e),
+        Err(e) => error_response(&StatsError::Internal(e.to_string())),
+    }
+}
+
+/// `GET /v1/tables/{id}/metadata`: JSON-stat 2.0 without values.
+async fn table_metadata(
+    State(state): State<AppState>,
+    Path(figure): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let query = query.unwrap_or_default();
+    let stats = Arc::clone(&state.stats);
+    let described =
+        tokio::task::spawn_blocking(move || catalogue::metadata(&stats, &figure, lang_of(&query)?))
+            .await;
+    match described {
+        Ok(Ok(body)) => json_response(body),
+        Ok(Err(e)) => error_response(&e),
+        Err(e) => error_response(&StatsError::Internal(e.to_string())),
+    }
+}
+
+/// `GET /v1/tables/{id}/data`: many regions and years in one answer.
+async fn table_data(
+    State(state): State<AppState>,
+    Path(figure): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let request = match DataRequest::parse(&figure, query.as_deref().unwrap_or("")) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    if request.exact && state.surface == Surface::Public {
+        return error_response(&StatsError::Forbidden(crate::error::EXACT_ONLY_ADMIN));
+    }
+    let stats = Arc::clone(&state.stats);
+    let started = std::time::Instant::now();
+    let figure_label = request.figure.id();
+    let answered = tokio::task::spawn_blocking(move || catalogue::data(&stats, &request)).await;
+    metrics::histogram!("kpr_query_seconds", "figure" => figure_label)
+        .record(started.elapsed().as_secs_f64());
+    match answered {
+        Ok(Ok(r)) => rendered_response(r, None),
+        Ok(Err(e)) => error_response(&e),
+        Err(e) => error_response(&StatsError::Internal(e.to_string())),
+    }
+}
+
+/// `GET /v1`: where everything is.
+async fn index() -> Response<Body> {
+    json_response(
+        serde_json::json!({
+            "tables": "/v1/tables",
+            "metadata": "/v1/tables/{id}/metadata",
+            "data": "/v1/tables/{id}/data?valueCodes[Region]=0301,4601&valueCodes[Tid]=top(3)&outputFormat=json-stat2|csv&lang=no|en",
+            "table": "/v1/tables/{id}?region=0301&year=2024&format=json-stat|csv",
+            "releases": "/v1/releases",
+            "page": "/",
+        })
+        .to_string(),
+    )
+}
+
+/// `GET /`: the statistics page (one self-contained HTML file, no network access but
+/// this register's own API).
+async fn page() -> Response<Body> {
+    let mut response = Response::new(Body::from(PAGE));
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        ),
+    );
+    response
+}
+
+/// The page `GET /` serves.
+const PAGE: &str = include_str!("page.html");
+
 async fn figures() -> Response<Body> {
     let list: String = kpr_projection::figures::Figure::ALL
         .iter()
@@ -395,7 +506,12 @@ pub fn router(stats: Arc<Statistics>, surface: Surface, access: Access) -> Route
         access,
     };
     Router::new()
+        .route("/", get(page))
+        .route("/v1", get(index))
+        .route("/v1/tables", get(catalogue_list))
         .route("/v1/tables/{figure}", get(table))
+        .route("/v1/tables/{figure}/metadata", get(table_metadata))
+        .route("/v1/tables/{figure}/data", get(table_data))
         .route("/v1/figures", get(figures))
         .route("/v1/releases", get(releases))
         .route("/v1/releases/{name}", post(publish))

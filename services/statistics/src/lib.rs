@@ -7,11 +7,14 @@
 
 pub mod access;
 pub mod api;
+pub mod catalogue;
 pub mod disclosure;
 pub mod error;
 pub mod format;
 pub mod grpc;
 pub mod http;
+pub mod labels;
+pub mod present;
 pub mod projector;
 pub mod published;
 pub mod release;

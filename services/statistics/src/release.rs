@@ -10,9 +10,11 @@ use kpr_domain::municipality::Registry;
 use kpr_projection::figures::{Figure, Query, compute_from};
 use kpr_projection::population::Region;
 
-use crate::api::{Format, Rendered, Statistics, render};
+use crate::api::{Format, Rendered, Statistics, render, span_of};
 use crate::disclosure;
 use crate::error::StatsError;
+use crate::labels::Lang;
+use crate::present;
 
 /// What a release is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +181,9 @@ impl ReleaseStore {
                     .ok_or_else(|| StatsError::BadRequest("year out of range".into()))?;
                 let mut table = compute_from(&snapshot, &position, stats.population(), &query);
                 disclosure::protect(&mut table);
+                // Released in Norwegian, with notes and rounded values, and stored as
+                // bytes: what a release says never changes afterwards.
+                present::present(&mut table, &query, Lang::No, span_of(&model, &region));
                 for format in [Format::JsonStat, Format::Csv] {
                     batch.insert(
                         key(name, &figure.id(), &region.code(), format),
