@@ -5,7 +5,9 @@
 #   2. oracle.py: the independent SPEC 5 oracle, every exact cell compared;
 #   3. test_deploy_files.py: the compose file, Kubernetes manifests and Dockerfile of
 #      deploy/ parsed and checked (every kpr role and flag against `kpr ROLE --help`);
-#   4. test_ingest_client.py: black-box test of the kpr gRPC API against the real binary.
+#   4. test_statistics_api.py: the catalogue, metadata and data API read with pyjstat and
+#      pandas against the real binary fed the demo population;
+#   5. test_ingest_client.py: black-box test of the kpr gRPC API against the real binary.
 #
 # Sets up a virtualenv in target/pyenv (reused while tests/python/requirements.txt and
 # the Python interpreter are unchanged), installs the pinned requirements as wheels and
@@ -60,10 +62,14 @@ golden=0
 oracle=0
 # The independent oracle (written from SPEC 5 alone): every exact cell must agree.
 "$venv/bin/python" tests/python/oracle.py --seed 1 || oracle=$?
+statistics=0
+# The statistics API as statisticians read it (pyjstat, pandas) against the real binary.
+"$venv/bin/python" tests/python/test_statistics_api.py || statistics=$?
 deploy=0
 # deploy/ cannot run here (no Docker, Kubernetes or Apache Kafka): parsed and checked.
 "$venv/bin/python" tests/python/test_deploy_files.py || deploy=$?
 "$venv/bin/python" tests/python/test_ingest_client.py "$@" || exit $?
 [ "$oracle" = 0 ] || exit "$oracle"
 [ "$deploy" = 0 ] || exit "$deploy"
+[ "$statistics" = 0 ] || exit "$statistics"
 exit "$golden"

@@ -10,6 +10,9 @@ for tool in cargo python3; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done
 scripts/need-openssl.sh
+# The statistics page is tested in headless Chromium (tests/e2e/page.rs).
+KPR_TEST_CHROMIUM="$(scripts/need-chromium.sh)"
+export KPR_TEST_CHROMIUM
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 

@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod bulk;
+mod catalogue;
 mod crash;
 mod faults;
 mod golden;
@@ -16,6 +17,8 @@ mod hostile;
 mod ingest_api;
 mod kafka_tls;
 mod logcopy;
+mod page;
+mod population;
 mod privacy;
 mod rebuild;
 mod split;

@@ -301,6 +301,12 @@ pub fn http_get(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
     client_for(url).get(url)
 }
 
+/// [`http_get`] from async code (on the blocking pool).
+pub async fn get(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || http_get(&url)).await?
+}
+
 /// POST like [`http_get`].
 pub fn http_post(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
     client_for(url).post(url)
@@ -431,6 +437,50 @@ pub async fn demo_log(data: &Path, persons: u32) {
         "{summary:?}"
     );
     server.stop().await;
+}
+
+/// A running register (in process) fed the demo population of `persons` as of `day`,
+/// returned once its statistics reflect every stored event.
+pub async fn demo_served(persons: u32, day: Date, seed: u64) -> (tempfile::TempDir, InProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve_config = config(dir.path());
+    serve_config.batch_events_max = 1000;
+    serve_config.message_bytes_max = 16 * 1024 * 1024;
+    let server = InProcess::start(serve_config).await;
+    let mut demo = kpr_synth::DemoConfig::standard(day);
+    demo.seed = seed;
+    demo.persons = persons;
+    let summary = kpr::demo::run(&server.endpoint, &client_config(&server.data), &demo, false)
+        .await
+        .unwrap();
+    assert_eq!(summary.rejected_batches, 0, "{summary:?}");
+    let url = format!(
+        "{}/v1/tables/T2?region=EAK&year=2024&format=csv",
+        server.stats
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reflected: u64 = get(&url)
+            .await
+            .map(|r| {
+                r.header("x-kpr-log-position")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|p| p.split_once(':')?.1.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if reflected == summary.stored {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the statistics reflect {reflected} of the {} stored events",
+            summary.stored
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (dir, server)
 }
 
 /// Every record of a stopped register's log, partition by partition.

@@ -1,7 +1,11 @@
-//! `kpr refdata import`: population denominators from a newer CSV of the shipped shape
-//! (SSB table 07459: `aar,kommunenummer,kjonn,alder,personer`). The file is checked,
-//! then stored in the data directory, where `kpr serve` reads it at start instead of
-//! the population shipped in the binary.
+//! `kpr refdata import`: population denominators from SSB table 07459, as SSB's API
+//! returns it (JSON-stat 2.0), as SSB's CSV download, or in the shipped shape
+//! (`aar,kommunenummer,kjonn,alder,personer`); see [`ssb`]. The file is converted to
+//! the shipped shape, checked (a year whole or not at all), then stored in the data
+//! directory, where `kpr serve` reads it at start beside the population shipped in the
+//! binary.
+
+pub mod ssb;
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +29,10 @@ pub fn population_path(data: &Path) -> PathBuf {
 
 /// Checks `file` and stores it as the data directory's population; returns its years.
 pub fn import(data: &Path, file: &Path) -> anyhow::Result<Vec<i32>> {
-    let text =
+    let raw =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = ssb::to_shipped(&raw)
+        .with_context(|| format!("{} is not a population table 07459", file.display()))?;
     let population = Population::from_csv(&text).with_context(|| {
         format!(
             "{} is not a population CSV of the 07459 shape",
@@ -36,6 +42,25 @@ pub fn import(data: &Path, file: &Path) -> anyhow::Result<Vec<i32>> {
     check_complete(&text, &population)
         .with_context(|| format!("{} was not imported", file.display()))?;
     let target = population_path(data);
+    // Years imported before and not in this file are kept: importing 2028 after 2027
+    // adds a year, it does not take one away.
+    let years: BTreeSet<i32> = population.years().collect();
+    let text = match std::fs::read_to_string(&target) {
+        Ok(before) => {
+            let mut merged = text.trim_end().to_string();
+            merged.push('\n');
+            for line in before.lines().skip(1) {
+                let year = line.split(',').next().and_then(|y| y.parse::<i32>().ok());
+                if year.is_some_and(|y| !years.contains(&y)) {
+                    merged.push_str(line);
+                    merged.push('\n');
+                }
+            }
+            merged
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => text,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", target.display())),
+    };
     let dir = target.parent().context("population path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // Write then rename, so a reader never sees half a file.

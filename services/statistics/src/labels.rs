@@ -214,9 +214,22 @@ pub fn region_name(region: &Region, lang: Lang) -> String {
             .counties()
             .find(|(c, _)| c == code)
             .map_or_else(|| format!("fylke {code}"), |(_, name)| name.to_string()),
-        Region::Municipality(code) => registry
-            .municipality(code)
-            .map_or_else(|| format!("kommune {code}"), |m| m.name.clone()),
+        Region::Municipality(code) => match registry.municipality(code) {
+            None => format!("kommune {code}"),
+            // Two municipalities share a name (Herøy, Våler): named with their county,
+            // as Statistics Norway does, so that labels identify.
+            Some(m)
+                if registry
+                    .municipalities()
+                    .filter(|o| o.name == m.name)
+                    .count()
+                    > 1 =>
+            {
+                let county = m.county_name.split(" - ").next().unwrap_or(&m.county_name);
+                format!("{} ({county})", m.name)
+            }
+            Some(m) => m.name.clone(),
+        },
     }
 }
 
@@ -495,6 +508,14 @@ mod tests {
         assert_eq!(
             region_name(&Region::Municipality("4601".into()), Lang::No),
             "Bergen"
+        );
+        assert_eq!(
+            region_name(&Region::Municipality("1818".into()), Lang::No),
+            "Herøy (Nordland)"
+        );
+        assert_eq!(
+            region_name(&Region::Municipality("3114".into()), Lang::No),
+            "Våler (Østfold)"
         );
         assert!(Lang::parse("fr").is_err());
         assert_eq!(Lang::parse("EN").ok(), Some(Lang::En));
