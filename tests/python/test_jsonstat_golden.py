@@ -33,7 +33,7 @@ from pyjstat import pyjstat
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "services" / "statistics" / "testdata"
-EXACT_SUFFIX = " (exact, not disclosure-controlled)"
+EXACT_SUFFIX = " (eksakte tall, ikke skjermet)"
 
 
 def missing(value) -> bool:

@@ -33,14 +33,22 @@ use crate::labels::{Lang, unit};
 const SUPPRESSED: &str = ":";
 
 /// Suffix of the label of an exact (operator) table.
-const EXACT_SUFFIX: &str = " (exact, not disclosure-controlled)";
+pub fn exact_suffix(lang: Lang) -> &'static str {
+    lang.pick(
+        " (eksakte tall, ikke skjermet)",
+        " (exact, not disclosure-controlled)",
+    )
+}
 
-/// Source of a table with a population measure.
-const SOURCE_WITH_POPULATION: &str =
-    "Kilde: Statistisk sentralbyrå (SSB) for population; the register for counts";
-
-/// Source of a table of register counts only.
-const SOURCE_REGISTER: &str = "Kilde: the register for counts";
+/// Source of a table: the register, and SSB where a population measure is in it.
+pub fn source(with_population: bool, lang: Lang) -> &'static str {
+    match (with_population, lang) {
+        (true, Lang::No) => "Kilde: KPR-registeret; befolkning: Statistisk sentralbyrå (SSB)",
+        (false, Lang::No) => "Kilde: KPR-registeret",
+        (true, Lang::En) => "Source: the KPR register; population: Statistics Norway (SSB)",
+        (false, Lang::En) => "Source: the KPR register",
+    }
+}
 
 /// What one cell publishes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,9 +86,9 @@ fn cell_count(table: &Table) -> usize {
 }
 
 /// The table's label, marked when exact.
-fn label(table: &Table) -> String {
+fn label(table: &Table, lang: Lang) -> String {
     if table.meta.exact {
-        format!("{}{EXACT_SUFFIX}", table.label)
+        format!("{}{}", table.label, exact_suffix(lang))
     } else {
         table.label.clone()
     }
@@ -127,7 +135,8 @@ fn push_joined<T>(
 /// The table as a JSON-stat 2.0 dataset (UTF-8 JSON text, compact, no trailing newline).
 ///
 /// Keys in this order: `version`, `class`, `label` (ending in
-/// " (exact, not disclosure-controlled)" for an exact table), `source`, `id`, `size`,
+/// " (eksakte tall, ikke skjermet)" for an exact table, in English with
+/// [`to_json_stat_in`]), `source`, `id`, `size`,
 /// `role` (`geo` = `Region`, `metric` = `ContentsCode`, `time` = `Tid`, each when
 /// present; left out when none is), `dimension`, `value`, `status`, `extension`. There is
 /// no `updated` (the renderer has no clock).
@@ -150,20 +159,13 @@ pub fn to_json_stat_in(table: &Table, lang: Lang) -> String {
     let cells = cell_count(table);
     let mut out = String::new();
     out.push_str("{\"version\":\"2.0\",\"class\":\"dataset\",\"label\":");
-    push_json_string(&mut out, &label(table));
+    push_json_string(&mut out, &label(table, lang));
     out.push_str(",\"source\":");
     let population = table
         .measures
         .iter()
         .any(|m| m.quantity == Quantity::Population);
-    push_json_string(
-        &mut out,
-        if population {
-            SOURCE_WITH_POPULATION
-        } else {
-            SOURCE_REGISTER
-        },
-    );
+    push_json_string(&mut out, source(population, lang));
     if !table.meta.notes.is_empty() {
         out.push_str(",\"note\":[");
         push_joined(&mut out, &table.meta.notes, |out, n| {
@@ -915,7 +917,7 @@ mod tests {
         assert_eq!(json.get("version").str(), "2.0");
         assert_eq!(json.get("class").str(), "dataset");
         assert_eq!(
-            json.get("label").str().ends_with(EXACT_SUFFIX),
+            json.get("label").str().ends_with(exact_suffix(Lang::No)),
             table.meta.exact
         );
 
@@ -1088,7 +1090,7 @@ mod tests {
             parsed
                 .get("label")
                 .str()
-                .ends_with(" (exact, not disclosure-controlled)")
+                .ends_with(" (eksakte tall, ikke skjermet)")
         );
         assert_eq!(parsed.get("status"), &Json::Object(Vec::new()));
         let nulls = parsed
