@@ -631,6 +631,13 @@ async fn health_turns_not_serving_when_the_log_cannot_take_writes() {
         service: service.to_string(),
     };
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let ready_url = server.url(server.stats, "/health/ready");
+    let live_url = server.url(server.stats, "/health/live");
+    assert_eq!(
+        fetch(ready_url.clone()).await.status,
+        200,
+        "ready before the failure"
+    );
     assert_eq!(
         health
             .check(status_of(""))
@@ -673,17 +680,21 @@ async fn health_turns_not_serving_when_the_log_cannot_take_writes() {
             .unwrap()
             .into_inner()
             .status;
+        let ready = fetch(ready_url.clone()).await;
         seen.push((whole, ingest));
-        if whole != serving && ingest != serving {
+        if whole != serving && ingest != serving && ready.status == 503 {
+            assert!(ready.body.contains("cannot take writes"), "{}", ready.body);
             break;
         }
         assert!(
             refused_at.elapsed() < Duration::from_secs(1),
-            "health still SERVING a second after the log failed: {seen:?}\n{}",
+            "health still SERVING (or HTTP ready) a second after the log failed: {seen:?}\n{}",
             server.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The process is alive, only not ready: liveness must not restart it in a loop.
+    assert_eq!(fetch(live_url).await.status, 200);
     // And further writes are refused, not half-taken.
     let again = client
         .append(authed(

@@ -304,6 +304,70 @@ async fn split_roles_serve_what_kpr_serve_serves_and_survive_a_projector_kill() 
         );
     }
 
+    // A statistics node started now, when the topic holds everything, says it is not
+    // ready until it has read it all: the first answer it calls ready is complete.
+    let (late_stats, late_admin) = (free_port(), free_port());
+    let late_data = dir.path().join("statistics-late");
+    let _late = node(
+        &[
+            &["statistics"][..],
+            &kafka,
+            &[
+                "--stats-addr",
+                &format!("127.0.0.1:{late_stats}"),
+                "--admin-addr",
+                &format!("127.0.0.1:{late_admin}"),
+                "--data",
+                late_data.to_str().unwrap(),
+                "--auth-jwks",
+                jwks.to_str().unwrap(),
+                "--auth-issuer",
+                kpr_auth::LOCAL_ISSUER,
+            ],
+        ]
+        .concat(),
+        &log,
+    );
+    let complete = fetch_as(
+        format!("{split_admin_url}/v1/tables/T2?region=EAK&year={year}&format=csv&exact=true"),
+        Some(&split_admin.token),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let ready = get(&format!("http://127.0.0.1:{late_stats}/health/ready")).await;
+        if let Ok(r) = &ready {
+            answers.push(r.status);
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503, "{}", r.body);
+            assert!(r.body.contains("filling up"), "{}", r.body);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the late statistics node never became ready: {answers:?}\nnodes log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let live = get(&format!("http://127.0.0.1:{late_stats}/health/live"))
+        .await
+        .unwrap();
+    assert_eq!(live.status, 200);
+    let first = fetch_as(
+        format!("http://127.0.0.1:{late_admin}/v1/tables/T2?region=EAK&year={year}&format=csv&exact=true"),
+        Some(&split_admin.token),
+    )
+    .await;
+    assert_eq!(
+        (first.header("x-kpr-log-position"), &first.body),
+        (complete.header("x-kpr-log-position"), &complete.body),
+        "ready, but not caught up (readiness answers: {answers:?})"
+    );
+    eprintln!("late statistics node: readiness answers before ready {answers:?}");
+
     // An ingest node refuses municipalities of partitions it does not own, naming the owner.
     let other_port = free_port();
     let other_addr = format!("127.0.0.1:{other_port}");

@@ -702,7 +702,9 @@ class KubernetesTest(unittest.TestCase):
         self.assertIn("https://127.0.0.1:50051", probe)
         self.assertEqual(probe[probe.index("--service") + 1], "kpr.v1.IngestService")
         stats = containers(k8s_one("Deployment", "kpr-statistics"))[0]
-        self.assertEqual(stats["readinessProbe"]["httpGet"]["path"], "/health", "statistics readiness: /health")
+        self.assertEqual(stats["readinessProbe"]["httpGet"]["path"], "/health/ready", "statistics readiness")
+        self.assertEqual(stats["livenessProbe"]["httpGet"]["path"], "/health/live",
+                         "statistics liveness apart from readiness: a node filling up is alive")
         self.assertEqual(stats["readinessProbe"]["httpGet"]["scheme"], "HTTPS", "statistics readiness over TLS")
 
     def test_pods_run_as_non_root(self):

@@ -24,6 +24,7 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// A compacted topic of key → latest value.
 pub struct KeyedTopic {
     topic: String,
+    partitions: usize,
     producer: FutureProducer,
     consumer: BaseConsumer,
 }
@@ -115,6 +116,7 @@ impl KeyedTopic {
         consumer.assign(&assignment).map_err(kafka)?;
         Ok(KeyedTopic {
             topic,
+            partitions: count,
             producer,
             consumer,
         })
@@ -127,6 +129,34 @@ impl KeyedTopic {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(kafka(e)),
         }
+    }
+
+    /// The end of every partition now: `(partition, low, high)` watermarks. What was
+    /// published before this call lies below `high`.
+    pub fn ends(&self) -> Result<Vec<(i32, i64, i64)>, LogError> {
+        tokio::task::block_in_place(|| {
+            (0..self.partitions as i32)
+                .map(|p| {
+                    let (low, high) = self
+                        .consumer
+                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
+                        .map_err(kafka)?;
+                    Ok((p, low, high))
+                })
+                .collect()
+        })
+    }
+
+    /// Whether the reader has read everything below `ends` (from [`KeyedTopic::ends`]).
+    pub fn has_read(&self, ends: &[(i32, i64, i64)]) -> Result<bool, LogError> {
+        let positions = self.consumer.position().map_err(kafka)?;
+        Ok(ends.iter().all(|&(p, low, high)| {
+            high <= low
+                || matches!(
+                    positions.find_partition(&self.topic, p).map(|e| e.offset()),
+                    Some(Offset::Offset(next)) if next >= high
+                )
+        }))
     }
 
     /// The next published (key, value), waiting up to `wait`; `None` when none came.

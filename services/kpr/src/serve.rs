@@ -235,32 +235,6 @@ pub async fn run(
         >>()
         .await;
 
-    // Health tells the truth: once an append has failed (disk full, an I/O error) the
-    // ingestor refuses writes until a restart, and health says NOT_SERVING within a
-    // quarter of a second, so a load balancer stops sending writes here.
-    let watcher = {
-        let ingestor = Arc::clone(&ingestor);
-        let health = health.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(FAILURE_POLL);
-            loop {
-                ticks.tick().await;
-                if let Some(reason) = ingestor.failure() {
-                    tracing::error!(
-                        reason,
-                        "the log cannot take writes: health NOT_SERVING until a restart"
-                    );
-                    health
-                        .set_not_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
-                        .await;
-                    health
-                        .set_service_status("", tonic_health::ServingStatus::NotServing)
-                        .await;
-                    return;
-                }
-            }
-        })
-    };
     let (reflection, reflection_v1alpha) = reflection()?;
     let ingest = IngestGrpc::new(
         Arc::clone(&ingestor),
@@ -299,6 +273,34 @@ pub async fn run(
             .with_prefix(Arc::new(kpr_statistics::api::LogPrefix(Arc::clone(&log))))
             .with_releases(releases),
     );
+    // Health tells the truth: once an append has failed (disk full, an I/O error) the
+    // ingestor refuses writes until a restart, and health says NOT_SERVING within a
+    // quarter of a second (gRPC health and HTTP readiness), so a load balancer stops sending writes here.
+    let watcher = {
+        let ingestor = Arc::clone(&ingestor);
+        let health = health.clone();
+        let stats = Arc::clone(&stats);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(FAILURE_POLL);
+            loop {
+                ticks.tick().await;
+                if let Some(reason) = ingestor.failure() {
+                    tracing::error!(
+                        reason,
+                        "the log cannot take writes: health NOT_SERVING until a restart"
+                    );
+                    health
+                        .set_not_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
+                        .await;
+                    health
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
+                    stats.set_not_ready(Some(format!("the log cannot take writes ({reason})")));
+                    return;
+                }
+            }
+        })
+    };
     let model_watch = tokio::spawn(crate::metrics::watch_model(
         Arc::clone(&log),
         Arc::clone(&model),
@@ -333,10 +335,12 @@ pub async fn run(
     }
     let stopping = {
         let ingestor = Arc::clone(&ingestor);
+        let stats_stopping = Arc::clone(&stats);
         async move {
             shutdown.await;
             tracing::info!("shutting down: no new writes, finishing requests in flight");
             ingestor.stop_accepting();
+            stats_stopping.set_not_ready(Some("shutting down".into()));
             health
                 .set_not_serving::<IngestServiceServer<IngestGrpc<SledLog>>>()
                 .await;

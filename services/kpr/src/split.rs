@@ -330,6 +330,22 @@ pub async fn run_statistics(
     .await?;
     let model = Arc::new(RwLock::new(ReadModel::new()));
     let stats = Arc::new(Statistics::new(Arc::clone(&model)));
+    // Not ready until it has read what the projector nodes had published when it
+    // started: a node still filling up would answer with a fraction of the data.
+    let ends = input.ends()?;
+    stats.set_not_ready(Some(
+        "filling up from the projection topic (not yet caught up)".into(),
+    ));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_not_serving::<kpr_wire::pb::statistics_service_server::StatisticsServiceServer<
+            kpr_statistics::grpc::StatisticsGrpc,
+        >>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let mut caught_up = false;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for (listener, surface) in [
@@ -357,6 +373,7 @@ pub async fn run_statistics(
             .into_server();
         tokio::spawn(
             kpr_net::grpc_server(gate.limits(), trust.tls.as_ref())?
+                .add_service(health_service)
                 .add_service(service)
                 .serve_with_incoming_shutdown(gate.incoming(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -365,9 +382,27 @@ pub async fn run_statistics(
     }
     tokio::pin!(shutdown);
     loop {
+        let done = caught_up;
         tokio::select! {
             () = &mut shutdown => break,
-            polled = async { input.poll(Duration::from_millis(100)) } => {
+            polled = async {
+                // Checked before polling, so that everything counted as read has
+                // been applied to the model.
+                let read_all = if done { Ok(true) } else { input.has_read(&ends) };
+                (read_all, input.poll(Duration::from_millis(100)))
+            } => {
+                let (read_all, polled) = polled;
+                if !caught_up && read_all? {
+                    caught_up = true;
+                    stats.set_not_ready(None);
+                    health
+                        .set_serving::<kpr_wire::pb::statistics_service_server::StatisticsServiceServer<
+                            kpr_statistics::grpc::StatisticsGrpc,
+                        >>()
+                        .await;
+                    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+                    tracing::info!(events = model.read().map(|m| m.event_count()).unwrap_or(0), "statistics node caught up with the projection topic: ready");
+                }
                 let Some((key, value)) = polled? else { continue };
                 let code = std::str::from_utf8(&key).ok().and_then(|c| kpr_domain::Registry::get().municipality(c)).map(|m| m.code);
                 let Some(code) = code else {
@@ -387,6 +422,7 @@ pub async fn run_statistics(
             }
         }
     }
+    stats.set_not_ready(Some("shutting down".into()));
     let _ = stop_tx.send(true);
     for server in servers {
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;

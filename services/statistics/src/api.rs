@@ -271,6 +271,8 @@ pub struct Statistics {
     releases: Option<ReleaseStore>,
     cache: Mutex<SnapshotCache>,
     prefix_folds: tokio::sync::Semaphore,
+    /// Why this node should not get traffic now (`None`: ready).
+    not_ready: RwLock<Option<String>>,
 }
 
 /// Snapshots of the read model at one position: the people of all regions, and each
@@ -309,6 +311,23 @@ impl Statistics {
             releases: None,
             cache: Mutex::new(SnapshotCache::default()),
             prefix_folds: tokio::sync::Semaphore::new(PREFIX_FOLDS_MAX),
+            not_ready: RwLock::new(None),
+        }
+    }
+
+    /// Marks the node not ready for traffic, saying why (readiness answers 503 with
+    /// the reason); `None` marks it ready again.
+    pub fn set_not_ready(&self, reason: Option<String>) {
+        if let Ok(mut slot) = self.not_ready.write() {
+            *slot = reason;
+        }
+    }
+
+    /// Why the node is not ready, if it is not.
+    pub fn not_ready(&self) -> Option<String> {
+        match self.not_ready.read() {
+            Ok(slot) => slot.clone(),
+            Err(_) => Some("readiness lock poisoned".into()),
         }
     }
 

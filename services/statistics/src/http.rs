@@ -128,7 +128,7 @@ async fn guard(
     next: Next,
 ) -> Response<Body> {
     let path = request.uri().path().to_string();
-    if path == "/health" {
+    if path == "/health" || path.starts_with("/health/") {
         return next.run(request).await;
     }
     let origin = request
@@ -454,6 +454,16 @@ async fn table_data(
     }
 }
 
+/// `GET /health/ready` (and `/health`): 200 when the node should get traffic, 503
+/// with the reason while it catches up, stops, or its log cannot take writes.
+/// `/health/live` answers 200 whenever the process answers at all.
+async fn ready(State(state): State<AppState>) -> Response<Body> {
+    match state.stats.not_ready() {
+        None => plain(200, "ok\n".into()),
+        Some(reason) => plain(503, format!("not ready: {reason}\n")),
+    }
+}
+
 /// `GET /v1`: where everything is.
 async fn index() -> Response<Body> {
     json_response(
@@ -516,7 +526,12 @@ pub fn router(stats: Arc<Statistics>, surface: Surface, access: Access) -> Route
         .route("/v1/releases", get(releases))
         .route("/v1/releases/{name}", post(publish))
         .route("/v1/releases/{name}/tables/{figure}", get(release_table))
-        .route("/health", get(|| async { plain(200, "ok\n".into()) }))
+        .route("/health", get(ready))
+        .route("/health/ready", get(ready))
+        .route(
+            "/health/live",
+            get(|| async { plain(200, "alive\n".into()) }),
+        )
         .route("/metrics", get(metrics_page))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
