@@ -547,3 +547,47 @@ async fn web_pages_of_allowed_origins_may_read_the_public_tables() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_on_request_with_one_position_notation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    demo_log(&data, 200).await;
+    let stderr = dir.path().join("serve.stderr");
+    let mut server = Binary::start(&data, free_port(), &stderr, &["--log-format", "json"]);
+    let caught_up = eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(&stderr).is_ok_and(|t| t.contains("read model caught up"))
+    })
+    .await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let text = std::fs::read_to_string(&stderr).unwrap();
+    assert!(caught_up, "{text}");
+    let mut position = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        assert!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+        if entry["message"] == "read model caught up with the log" {
+            position = entry["position"].as_str().map(str::to_string);
+        }
+    }
+    let position = position.expect("the caught-up line states its position");
+    let pairs: Vec<(u32, u64)> = position
+        .split(',')
+        .map(|pair| {
+            let (p, n) = pair.split_once(':').unwrap_or_else(|| panic!("{position}"));
+            (p.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect();
+    assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "{position}");
+    let stored = read_log(&data).await.len() as u64;
+    assert_eq!(
+        pairs.iter().map(|(_, n)| n).sum::<u64>(),
+        stored,
+        "{position}"
+    );
+}

@@ -33,7 +33,7 @@ fn record(i: u64, time_unix_ms: i64) -> Record {
         method: "/kpr.v1.IngestService/Append".to_owned(),
         municipality: "0301".to_owned(),
         events: i,
-        positions: format!("p{}:{}-{}", i % 8, i * 100, i * 100 + 99),
+        positions: format!("{}:{}-{}", i % 8, i * 100, i * 100 + 99),
         outcome: if i.is_multiple_of(5) {
             "PERMISSION_DENIED"
         } else {

@@ -151,6 +151,18 @@ pub trait EventLog: Send + Sync + 'static {
     fn close(&self) -> impl Future<Output = Result<(), LogError>> + Send;
 }
 
+/// A log position written the one way answers, headers, manifests and log lines write
+/// it: `partition:n` pairs in partition order joined by commas (`0:120,3:55`).
+pub fn position_text(position: &[(u32, u64)]) -> String {
+    let mut pairs = position.to_vec();
+    pairs.sort_unstable();
+    pairs
+        .iter()
+        .map(|(p, n)| format!("{p}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The partition of a key (FNV-1a, 32 bit, modulo the count). Every backend and every
 /// caller uses this one function, so a log copied between backends keeps its order.
 pub fn partition_for(key: &[u8], partition_count: u32) -> u32 {

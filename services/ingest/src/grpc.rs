@@ -274,15 +274,17 @@ fn audit_entry(
                 span.0 = span.0.min(ack.offset);
                 span.1 = span.1.max(ack.offset);
             }
+            // The position notation of answers and log lines (`partition:…`, commas),
+            // with the offsets the batch took as a range.
             let positions: Vec<String> = by_partition
                 .iter()
-                .map(|(p, (from, to))| format!("p{p}:{from}-{to}"))
+                .map(|(p, (from, to))| format!("{p}:{from}-{to}"))
                 .collect();
             (
                 "OK".to_string(),
                 String::new(),
                 prost::Message::encoded_len(response) as u64,
-                positions.join(" "),
+                positions.join(","),
                 None,
             )
         }

@@ -267,7 +267,11 @@ pub async fn run(
     let model = Arc::new(RwLock::new(restored));
     let caught_up =
         kpr_statistics::projector::catch_up(&*log, &model, Some(&projection), |_| {}).await?;
-    tracing::info!(records = caught_up, "read model caught up with the log");
+    let reflected = model
+        .read()
+        .map(|m| kpr_eventlog::position_text(&m.reflected()))
+        .unwrap_or_default();
+    tracing::info!(records = caught_up, position = %reflected, "read model caught up with the log");
     let stats = Arc::new(
         with_population(Statistics::new(Arc::clone(&model)), &config.data_dir)?
             .with_prefix(Arc::new(kpr_statistics::api::LogPrefix(Arc::clone(&log))))

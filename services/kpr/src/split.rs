@@ -287,7 +287,7 @@ pub async fn run_project(
                     .await?;
             }
             last_publish = Instant::now();
-            tracing::info!(events = model.event_count(), position = ?model.position(), "projector node: published changed municipalities");
+            tracing::info!(events = model.event_count(), position = %kpr_eventlog::position_text(&model.reflected()), "projector node: published changed municipalities");
         }
         if applied == 0 {
             tokio::select! {

@@ -549,13 +549,7 @@ pub fn render_in(table: &Table, format: Format, lang: Lang) -> Rendered {
     Rendered {
         content_type: format.content_type(),
         body,
-        log_position: table
-            .meta
-            .log_position
-            .iter()
-            .map(|(p, o)| format!("{p}:{o}"))
-            .collect::<Vec<_>>()
-            .join(","),
+        log_position: kpr_eventlog::position_text(&table.meta.log_position),
         definition_version: table.meta.definition_version,
         population_year: table.meta.population_year,
         exact: table.meta.exact,

@@ -196,11 +196,7 @@ impl ReleaseStore {
         let manifest = Manifest {
             name: name.to_string(),
             year,
-            log_position: position
-                .iter()
-                .map(|(p, o)| format!("{p}:{o}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            log_position: kpr_eventlog::position_text(&position),
             tables,
         };
         drop(model);
