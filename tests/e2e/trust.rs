@@ -897,7 +897,7 @@ async fn every_call_is_in_the_audit_trail_once_and_a_changed_byte_is_found() {
     assert_eq!(
         field(first, "positions"),
         format!(
-            "p{}:{}-{}",
+            "{}:{}-{}",
             acked.acks[0].partition, acked.acks[0].offset, acked.acks[0].offset
         )
     );
