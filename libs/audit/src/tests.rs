@@ -155,7 +155,7 @@ fn stored_line_is_byte_stable() {
     let body = concat!(
         r#"{"seq":1,"time":"2026-12-03T17:38:51.123Z","client":"client-5","org":"974760673","#,
         r#""role":"ingest","channel":"grpc","method":"GET /v1/tables/T2 \"x\"\nø","#,
-        r#""municipality":"0301","events":5,"positions":"p5:500-599","outcome":"PERMISSION_DENIED","#,
+        r#""municipality":"0301","events":5,"positions":"5:500-599","outcome":"PERMISSION_DENIED","#,
         r#""rule":"token expired","bytes_in":50,"bytes_out":7,"#,
         r#""prev":"0000000000000000000000000000000000000000000000000000000000000000"}"#
     );
