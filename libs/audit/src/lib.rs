@@ -81,7 +81,7 @@ pub struct Record {
     pub municipality: String,
     /// Events in the call (0 for reads).
     pub events: u64,
-    /// Log positions the call touched, free text such as `"p7:1200-1299"`, `""` if none.
+    /// Log positions the call touched, free text such as `"7:1200-1299"`, `""` if none.
     pub positions: String,
     /// `"OK"`, a gRPC code name (`"PERMISSION_DENIED"`) or an HTTP status (`"401"`).
     pub outcome: String,
