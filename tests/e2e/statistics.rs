@@ -267,6 +267,41 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
             .status,
         409
     );
+    // Audited as linked tables: the same tables, with what all of them together give
+    // away, per family of relations (SPEC 6).
+    let url = format!("{}/v1/releases/r2024a?year={year}&audit=true", server.admin);
+    let audited = tokio::task::spawn_blocking(move || http_post(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(audited.status, 201, "{}", audited.body);
+    let lines: Vec<&str> = audited
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("audit: "))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", audited.body);
+    assert!(lines[0].contains(" cells, "), "{}", audited.body);
+    for (line, family) in lines[1..]
+        .iter()
+        .zip(["within-table", "across-tables", "across-regions"])
+    {
+        assert!(line.starts_with(&format!("{family}: ")), "{}", audited.body);
+        assert!(line.contains("determined exactly"), "{}", audited.body);
+    }
+    for figure in ["T2", "I11"] {
+        let a = fetch(format!(
+            "{}/v1/releases/r2024/tables/{figure}?region=EAK&format=csv",
+            server.stats
+        ))
+        .await;
+        let b = fetch(format!(
+            "{}/v1/releases/r2024a/tables/{figure}?region=EAK&format=csv",
+            server.stats
+        ))
+        .await;
+        assert_eq!(a.body, b.body, "auditing changes nothing published");
+    }
 
     let release_urls = [
         format!(

@@ -78,6 +78,15 @@ pub fn protect(table: &mut Table) {
     }
 }
 
+/// The margin relations of a table's person counts as lists of offsets (the items,
+/// then the margin they add up to); empty for a malformed table.
+pub fn person_relations(table: &Table) -> Vec<Vec<usize>> {
+    match Shape::of(table) {
+        Some(shape) => relations(table, &shape),
+        None => Vec::new(),
+    }
+}
+
 fn is_person_count(quantity: Quantity) -> bool {
     matches!(quantity, Quantity::Persons | Quantity::Population)
 }

@@ -317,22 +317,26 @@ async fn publish(
     let Some(year) = query_value(&query, "year").and_then(|y| y.parse::<i32>().ok()) else {
         return error_response(&StatsError::BadRequest("give year=YYYY".into()));
     };
+    let audit = query_value(&query, "audit").is_some_and(|v| v == "true");
     let stats = Arc::clone(&state.stats);
     let published = tokio::task::spawn_blocking(move || {
         stats
             .releases()
-            .and_then(|store| store.publish(&stats, &name, year))
+            .and_then(|store| store.publish(&stats, &name, year, audit))
     })
     .await;
     match published {
-        Ok(Ok(m)) => {
-            let mut response = plain(
-                201,
-                format!(
-                    "release {} of {} at log position {}: {} tables\n",
-                    m.name, m.year, m.log_position, m.tables
-                ),
+        Ok(Ok((m, summary))) => {
+            let mut body = format!(
+                "release {} of {} at log position {}: {} tables\n",
+                m.name, m.year, m.log_position, m.tables
             );
+            for line in summary.iter().flat_map(|s| s.lines()) {
+                body.push_str("audit: ");
+                body.push_str(&line);
+                body.push('\n');
+            }
+            let mut response = plain(201, body);
             if let Ok(value) = HeaderValue::from_str(&m.log_position) {
                 response.headers_mut().insert("x-kpr-log-position", value);
             }

@@ -14,6 +14,7 @@ pub mod format;
 pub mod grpc;
 pub mod http;
 pub mod labels;
+pub mod linked;
 pub mod present;
 pub mod projector;
 pub mod published;

@@ -14,7 +14,9 @@ use crate::api::{Format, Rendered, Statistics, render, span_of};
 use crate::disclosure;
 use crate::error::StatsError;
 use crate::labels::Lang;
+use crate::linked;
 use crate::present;
+use kpr_projection::table::Table;
 
 /// What a release is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,13 +133,16 @@ impl ReleaseStore {
         })
     }
 
-    /// Computes and stores release `name` of `year` from the current read model.
+    /// Computes and stores release `name` of `year` from the current read model; with
+    /// `audit`, also audits the release as linked tables ([`linked::summarise`]: which
+    /// suppressed person counts all its published cells together give away).
     pub fn publish(
         &self,
         stats: &Statistics,
         name: &str,
         year: i32,
-    ) -> Result<Manifest, StatsError> {
+        audit: bool,
+    ) -> Result<(Manifest, Option<linked::Summary>), StatsError> {
         if !(1900..=9999).contains(&year) {
             return Err(StatsError::BadRequest("year must be 1900-9999".into()));
         }
@@ -172,8 +177,10 @@ impl ReleaseStore {
                 .municipalities()
                 .map(|m| Region::Municipality(m.code.to_string())),
         );
-        let mut batch = sled::Batch::default();
-        let mut tables = 0u64;
+        // Every table of the release first (so that the release can be audited as a
+        // whole), each protected by the per-table rules of SPEC 6.
+        let mut all: Vec<Table> = Vec::new();
+        let mut rest: Vec<(Query, Region)> = Vec::new();
         for region in regions {
             let snapshot = stats.snapshot(&model, &position, &region)?;
             for figure in Figure::ALL {
@@ -181,16 +188,33 @@ impl ReleaseStore {
                     .ok_or_else(|| StatsError::BadRequest("year out of range".into()))?;
                 let mut table = compute_from(&snapshot, &position, stats.population(), &query);
                 disclosure::protect(&mut table);
-                // Released in Norwegian, with notes and rounded values, and stored as
-                // bytes: what a release says never changes afterwards.
-                present::present(&mut table, &query, Lang::No, span_of(&model, &region));
-                for format in [Format::JsonStat, Format::Csv] {
-                    batch.insert(
-                        key(name, &figure.id(), &region.code(), format),
-                        encode(&render(&table, format)),
-                    );
-                    tables += 1;
-                }
+                all.push(table);
+                rest.push((query, region.clone()));
+            }
+        }
+        let summary = audit.then(|| {
+            let started = std::time::Instant::now();
+            let (summary, _) = linked::summarise(&all);
+            tracing::info!(
+                release = name,
+                seconds = started.elapsed().as_secs_f64(),
+                findings = summary.lines().join("; "),
+                "release audited as linked tables"
+            );
+            summary
+        });
+        let mut batch = sled::Batch::default();
+        let mut tables = 0u64;
+        for (mut table, (query, region)) in all.into_iter().zip(rest) {
+            // Released in Norwegian, with notes and rounded values, and stored as
+            // bytes: what a release says never changes afterwards.
+            present::present(&mut table, &query, Lang::No, span_of(&model, &region));
+            for format in [Format::JsonStat, Format::Csv] {
+                batch.insert(
+                    key(name, &query.figure.id(), &region.code(), format),
+                    encode(&render(&table, format)),
+                );
+                tables += 1;
             }
         }
         let manifest = Manifest {
@@ -213,7 +237,7 @@ impl ReleaseStore {
             )
             .map_err(storage)?;
         self.db.flush().map_err(storage)?;
-        Ok(manifest)
+        Ok((manifest, summary))
     }
 
     /// A table of a release.

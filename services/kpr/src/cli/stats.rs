@@ -14,6 +14,10 @@ pub struct PublishArgs {
     /// Year of the release (D = 31 December, P = the year).
     #[arg(long)]
     pub year: i32,
+    /// Also audit the release as linked tables: report the suppressed person counts
+    /// that all its published cells together determine or narrow below 5.
+    #[arg(long)]
+    pub audit: bool,
     /// Admin endpoint of the running register.
     #[arg(
         long,
@@ -71,10 +75,11 @@ pub struct StatsArgs {
 /// `kpr publish`.
 pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let url = format!(
-        "{}/v1/releases/{}?year={}",
+        "{}/v1/releases/{}?year={}{}",
         args.admin_endpoint.trim_end_matches('/'),
         args.name,
-        args.year
+        args.year,
+        if args.audit { "&audit=true" } else { "" }
     );
     let client_config = args.client.config()?;
     let token =
