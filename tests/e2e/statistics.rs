@@ -122,6 +122,23 @@ async fn served_tables_are_current_protected_and_equal_a_rebuild() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+    // A mid-year date is for operators (SPEC 6: tables for consecutive days give away
+    // who entered or left a service): refused over gRPC as on the public listener.
+    let mid_year = grpc
+        .get_table(kpr_wire::pb::GetTableRequest {
+            figure: "T2".into(),
+            region: "EAK".into(),
+            date: format!("{year}-06-30"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        mid_year.code(),
+        tonic::Code::PermissionDenied,
+        "{mid_year:?}"
+    );
+    assert!(mid_year.message().contains("31 December"), "{mid_year:?}");
     let refused = fetch(format!(
         "{}/v1/tables/T2?{}",
         server.stats,
@@ -301,6 +318,31 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
         ))
         .await;
         assert_eq!(a.body, b.body, "auditing changes nothing published");
+    }
+
+    // Other reference dates and periods are for operators: the public listener refuses
+    // them, the admin listener answers them (disclosure-controlled unless exact).
+    for frame in [
+        format!("date={year}-06-30"),
+        format!("period={year}K2"),
+        format!("period={year}M07"),
+        format!("year={year}&date={year}-12-30"),
+    ] {
+        let url = |base: &str| format!("{base}/v1/tables/T2?region=EAK&format=csv&{frame}");
+        let public = fetch(url(&server.stats)).await;
+        assert_eq!(public.status, 403, "{frame}: {}", public.body);
+        assert!(public.body.contains("31 December"), "{}", public.body);
+        let admin = fetch(url(&server.admin)).await;
+        assert_eq!(admin.status, 200, "{frame}: {}", admin.body);
+        assert_eq!(admin.header("x-kpr-exact"), Some("false"));
+    }
+    for frame in [format!("date={year}-12-31"), format!("period={year}")] {
+        let public = fetch(format!(
+            "{}/v1/tables/T1?region=EAK&format=csv&{frame}",
+            server.stats
+        ))
+        .await;
+        assert_eq!(public.status, 200, "{frame}: {}", public.body);
     }
 
     let release_urls = [

@@ -157,10 +157,11 @@ impl Binary {
     }
 }
 
-/// The local issuer of `data`, waiting (up to 20 s) for a starting server to make it.
+/// The local issuer of `data`, waiting (up to 60 s: two loaded cores start slowly) for
+/// a starting server to make it.
 fn issuer(data: &Path) -> kpr_auth::LocalIssuer {
     let dir = kpr::trust::issuer_dir(data);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match kpr_auth::LocalIssuer::load(&dir) {
             Ok(issuer) => return issuer,

@@ -166,6 +166,21 @@ pub fn parse_region(text: &str) -> Result<Region, StatsError> {
     }
 }
 
+/// Whether `query` asks for a frame the public surface serves (SPEC 6, as this
+/// register reads it): status on 31 December of a year and the calendar year itself,
+/// the reference frames a statistics office publishes. Any other date or period is
+/// refused there with [`crate::error::PUBLIC_FRAMES_ONLY`].
+pub fn check_public_frame(query: &Query) -> Result<(), StatsError> {
+    let year = query.date.year();
+    let published = Query::for_year(query.figure, query.region.clone(), year)
+        .is_some_and(|frame| frame.date == query.date && frame.period == query.period);
+    if published {
+        Ok(())
+    } else {
+        Err(StatsError::Forbidden(crate::error::PUBLIC_FRAMES_ONLY))
+    }
+}
+
 impl TableRequest {
     /// Parses `figure` and a URL query string (`region=…&year=…&date=…&period=…&format=…&exact=…`).
     pub fn parse(figure: &str, query_string: &str) -> Result<TableRequest, StatsError> {

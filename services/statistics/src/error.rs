@@ -1,5 +1,11 @@
 //! Errors of the statistics service, and the one place they become HTTP statuses.
 
+/// Why the public surface refuses a reference date other than 31 December or a period
+/// other than a calendar year (SPEC 6, "differencing across dates").
+pub const PUBLIC_FRAMES_ONLY: &str = "the public surface answers for 31 December and calendar years only (tables for \
+     consecutive days or months would give away the persons who entered or left a service \
+     between them); other reference dates and periods are for operators on the admin listener";
+
 /// What the public surface refuses when exact numbers are asked for.
 pub const EXACT_ONLY_ADMIN: &str =
     "exact numbers (exact=true) and \"as known at\" (at=) are served";

@@ -228,6 +228,7 @@ async fn table(
     if table_request.exact || table_request.at.is_some() {
         return Err(StatsError::Forbidden(EXACT_ONLY_ADMIN));
     }
+    crate::api::check_public_frame(&table_request.query)?;
     table_request.format = format_of(r.format);
     let rendered = tokio::task::spawn_blocking(move || stats.render(&table_request))
         .await

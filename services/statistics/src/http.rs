@@ -276,6 +276,11 @@ async fn table(
     if (request.exact || request.at.is_some()) && state.surface == Surface::Public {
         return error_response(&StatsError::Forbidden(crate::error::EXACT_ONLY_ADMIN));
     }
+    if state.surface == Surface::Public
+        && let Err(e) = crate::api::check_public_frame(&request.query)
+    {
+        return error_response(&e);
+    }
     if request.at.is_some() {
         return match state.stats.render_at(request).await {
             Ok(r) => rendered_response(r, None),
