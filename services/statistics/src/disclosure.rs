@@ -87,7 +87,8 @@ pub fn person_relations(table: &Table) -> Vec<Vec<usize>> {
     }
 }
 
-fn is_person_count(quantity: Quantity) -> bool {
+/// Whether a measure counts persons (the quantities disclosure control protects).
+pub(crate) fn is_person_count(quantity: Quantity) -> bool {
     matches!(quantity, Quantity::Persons | Quantity::Population)
 }
 
