@@ -48,6 +48,7 @@ async fn fetch_as(url: String, token: Option<&str>) -> kpr::http_client::HttpRes
         tls: None,
         token: token.map(str::to_string),
         server_name: None,
+        timeout: None,
     };
     tokio::task::spawn_blocking(move || client.get(&url))
         .await

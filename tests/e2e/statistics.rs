@@ -285,7 +285,8 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
         409
     );
     // Audited as linked tables: the same tables, with what all of them together give
-    // away, per family of relations (SPEC 6).
+    // away, per family of relations (SPEC 6): nothing, since the release is protected
+    // as linked tables.
     let url = format!("{}/v1/releases/r2024a?year={year}&audit=true", server.admin);
     let audited = tokio::task::spawn_blocking(move || http_post(&url))
         .await
@@ -304,8 +305,22 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
         .zip(["within-table", "across-tables", "across-regions"])
     {
         assert!(line.starts_with(&format!("{family}: ")), "{}", audited.body);
-        assert!(line.contains("determined exactly"), "{}", audited.body);
+        assert!(
+            line.contains("; 0 suppressed person counts determined exactly, 0 narrowed below 5"),
+            "{}",
+            audited.body
+        );
+        // The family has relations to solve, so the zero says something.
+        assert!(!line.contains(": 0 relations;"), "{}", audited.body);
     }
+    // And there was something to protect: primary cells, and their partners.
+    let suppressed: usize = lines[0]
+        .split(" suppressed")
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(suppressed > 100, "{}", audited.body);
     for figure in ["T2", "I11"] {
         let a = fetch(format!(
             "{}/v1/releases/r2024/tables/{figure}?region=EAK&format=csv",
@@ -407,6 +422,36 @@ async fn releases_stay_byte_identical_and_as_known_at_reproduces_the_past() {
     ))
     .await;
     assert_eq!(refused.status, 403);
+    // Audited later, from the log folded to the release's position (after more events):
+    // reproduced byte for byte, and still nothing given away. Operators only.
+    let audit = fetch(format!("{}/v1/releases/r2024a/audit", server.admin)).await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let first_line = audit.body.lines().next().unwrap_or_default();
+    let tables = first_line
+        .rsplit_once(": ")
+        .and_then(|(_, t)| t.split(' ').next())
+        .unwrap_or_default();
+    assert!(
+        first_line.ends_with(&format!(
+            "{tables} of {tables} tables reproduced byte for byte"
+        )) && tables.parse::<u64>().unwrap_or(0) > 1000,
+        "{}",
+        audit.body
+    );
+    assert!(!audit.body.contains("differs:"), "{}", audit.body);
+    assert_eq!(
+        audit
+            .body
+            .lines()
+            .filter(|l| l
+                .contains("; 0 suppressed person counts determined exactly, 0 narrowed below 5"))
+            .count(),
+        3,
+        "{}",
+        audit.body
+    );
+    let refused = fetch(format!("{}/v1/releases/r2024a/audit", server.stats)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
     server.stop().await;
 
     // `kpr rebuild`: the stored projection recomputed from the log from zero equals the

@@ -293,6 +293,7 @@ fn client_for(url: &str) -> kpr::http_client::Client {
         tls: None,
         token: data.map(|d| operator_token(&d)),
         server_name: None,
+        timeout: None,
     }
 }
 
@@ -310,7 +311,10 @@ pub async fn get(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
 
 /// POST like [`http_get`].
 pub fn http_post(url: &str) -> anyhow::Result<kpr::http_client::HttpResponse> {
-    client_for(url).post(url)
+    let mut client = client_for(url);
+    // Publishing protects a whole release as linked tables: minutes in a debug build.
+    client.timeout = Some(std::time::Duration::from_secs(900));
+    client.post(url)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(1);

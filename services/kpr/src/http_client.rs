@@ -65,6 +65,8 @@ pub struct Client {
     pub token: Option<String>,
     /// The name the server's certificate must carry, if not the URL's host.
     pub server_name: Option<String>,
+    /// How long to wait for the answer (`None`: 60 s).
+    pub timeout: Option<Duration>,
 }
 
 impl Client {
@@ -90,7 +92,7 @@ impl Client {
             .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
         let stream = TcpStream::connect(authority)
             .with_context(|| format!("cannot connect to {authority}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_read_timeout(Some(self.timeout.unwrap_or(Duration::from_secs(60))))?;
         let authorization = self
             .token
             .as_ref()

@@ -14,7 +14,7 @@ use cli::demo::DemoArgs;
 use cli::health::{HealthArgs, health};
 use cli::serve::ServeArgs;
 use cli::split::{IngestArgs, ProjectArgs, StatisticsArgs};
-use cli::stats::{PublishArgs, StatsArgs};
+use cli::stats::{AuditReleaseArgs, PublishArgs, StatsArgs};
 
 mod cli;
 
@@ -50,6 +50,9 @@ enum Command {
     Rebuild(DataArgs),
     /// Freeze a release of every figure for every region at the current log position.
     Publish(PublishArgs),
+    /// Re-derive a release from the log at its position, compare it byte for byte with
+    /// what is stored, and audit it as linked tables (exit 1 if either fails).
+    AuditRelease(AuditReleaseArgs),
     /// Reference data: `kpr refdata import --data DIR FILE` stores a newer population CSV.
     #[command(subcommand)]
     Refdata(RefdataCommand),
@@ -116,6 +119,7 @@ fn main() -> anyhow::Result<()> {
             Command::Rebuild(args) => cli::data::rebuild(args).await,
             Command::Stats(args) => cli::stats::stats(args).await,
             Command::Publish(args) => cli::stats::publish(args).await,
+            Command::AuditRelease(args) => cli::stats::audit_release(args).await,
             Command::Refdata(RefdataCommand::Import(args)) => cli::data::refdata_import(args),
             Command::Log(LogCommand::Copy(args)) => cli::data::log_copy(args).await,
             Command::Auth(AuthCommand::Token(args)) => auth_token(args),

@@ -438,6 +438,7 @@ pub fn http_client(
         tls: Some(Arc::new(tls)),
         token,
         server_name: config.server_name.clone(),
+        timeout: None,
     })
 }
 

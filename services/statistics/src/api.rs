@@ -288,7 +288,46 @@ pub struct Statistics {
     prefix_folds: tokio::sync::Semaphore,
     /// Why this node should not get traffic now (`None`: ready).
     not_ready: RwLock<Option<String>>,
+    /// The newest protected frame of each year asked for (see [`Frame`]).
+    frames: Mutex<HashMap<i32, Arc<Frame>>>,
+    /// One frame computed at a time: who asks meanwhile waits and gets it.
+    framing: Mutex<()>,
 }
+
+/// A reference frame of a year (every figure on 31 December and during the calendar
+/// year, for the nation, each county and each municipality) at one model position,
+/// protected together as linked tables. Public answers for that frame and a release of
+/// that year at that position are cut from it, so what the public listener serves at
+/// a position is protected together with everything else it serves at that position.
+#[derive(Debug)]
+pub struct Frame {
+    /// The model position the frame reflects.
+    pub position: Position,
+    /// The model generation it was computed from (a statistics node can change a
+    /// municipality without moving the position, so the cache is keyed on this).
+    generation: u64,
+    /// The year.
+    pub year: i32,
+    /// The protected tables (not yet presented).
+    pub tables: Vec<Table>,
+    /// Query and region of each table.
+    pub queries: Vec<(Query, Region)>,
+    /// What the protection did.
+    pub protection: crate::linked::Protection,
+    /// (figure id, region code) -> index into `tables`.
+    index: HashMap<(String, String), usize>,
+}
+
+impl Frame {
+    /// The protected table of `query`, if the frame holds it.
+    pub fn table(&self, query: &Query) -> Option<&Table> {
+        let key = (query.figure.id(), query.region.code());
+        self.index.get(&key).and_then(|&i| self.tables.get(i))
+    }
+}
+
+/// Years of frames kept (the newest position of each).
+const FRAMES_MAX: usize = 4;
 
 /// Snapshots of the read model at one position: the people of all regions, and each
 /// region's snapshot once asked for. Replaced whenever the model moves.
@@ -327,7 +366,67 @@ impl Statistics {
             cache: Mutex::new(SnapshotCache::default()),
             prefix_folds: tokio::sync::Semaphore::new(PREFIX_FOLDS_MAX),
             not_ready: RwLock::new(None),
+            frames: Mutex::new(HashMap::new()),
+            framing: Mutex::new(()),
         }
+    }
+
+    /// The frame of `year` at `position` of `model` (the live model, read-locked by the
+    /// caller): from the cache when it is of this model generation, else computed now.
+    pub fn frame(
+        &self,
+        model: &ReadModel,
+        position: &[(u32, u64)],
+        year: i32,
+    ) -> Result<Arc<Frame>, StatsError> {
+        let poisoned = || StatsError::Internal("frame lock poisoned".into());
+        let _one = self.framing.lock().map_err(|_| poisoned())?;
+        let cached = self
+            .frames
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&year)
+            .cloned();
+        if let Some(frame) = cached.filter(|f| f.generation == model.generation()) {
+            return Ok(frame);
+        }
+        let started = std::time::Instant::now();
+        let (tables, queries, protection) =
+            crate::release::protected_tables(model, position, self, year, true)?;
+        tracing::info!(
+            year,
+            position = kpr_eventlog::position_text(position),
+            seconds = started.elapsed().as_secs_f64(),
+            primary = protection.primary,
+            secondary = protection.secondary,
+            widened = protection.widened,
+            rounds = protection.rounds,
+            left = protection.findings.len(),
+            "frame protected as linked tables"
+        );
+        let index = queries
+            .iter()
+            .enumerate()
+            .map(|(i, (q, r))| ((q.figure.id(), r.code()), i))
+            .collect();
+        let frame = Arc::new(Frame {
+            position: position.to_vec(),
+            generation: model.generation(),
+            year,
+            tables,
+            queries,
+            protection,
+            index,
+        });
+        let mut frames = self.frames.lock().map_err(|_| poisoned())?;
+        frames.insert(year, Arc::clone(&frame));
+        while frames.len() > FRAMES_MAX {
+            let Some(oldest) = frames.keys().min().copied() else {
+                break;
+            };
+            frames.remove(&oldest);
+        }
+        Ok(frame)
     }
 
     /// Marks the node not ready for traffic, saying why (readiness answers 503 with
@@ -407,6 +506,22 @@ impl Statistics {
         .map_err(|e| StatsError::Internal(e.to_string()))
     }
 
+    /// The read model "as known at" `at` (next offset per partition): a fold of that
+    /// prefix of the log, on a node that can fold prefixes.
+    pub async fn model_at(&self, at: &[(u32, u64)]) -> Result<ReadModel, StatsError> {
+        let Some(prefix) = &self.prefix else {
+            return Err(StatsError::BadRequest(
+                "as-known-at folds are not available here".into(),
+            ));
+        };
+        let _permit = self
+            .prefix_folds
+            .acquire()
+            .await
+            .map_err(|e| StatsError::Internal(e.to_string()))?;
+        prefix.fold_to(at).await
+    }
+
     /// The read model.
     pub fn model(&self) -> &Arc<RwLock<ReadModel>> {
         &self.model
@@ -439,11 +554,23 @@ impl Statistics {
         exact: bool,
         lang: Lang,
     ) -> Result<Table, StatsError> {
-        let snapshot = self.snapshot(model, position, &query.region)?;
-        let mut table = compute_from(&snapshot, position, &self.population, query);
-        if !exact {
-            disclosure::protect(&mut table);
-        }
+        // A public frame (31 December, the calendar year) is cut from the year's frame,
+        // protected with every other table of it; other dates (operators only) are
+        // protected table by table.
+        let framed = (!exact && check_public_frame(query).is_ok())
+            .then(|| self.frame(model, position, query.date.year()))
+            .transpose()?;
+        let mut table = match framed.as_deref().and_then(|f| f.table(query)) {
+            Some(table) => table.clone(),
+            None => {
+                let snapshot = self.snapshot(model, position, &query.region)?;
+                let mut table = compute_from(&snapshot, position, &self.population, query);
+                if !exact {
+                    disclosure::protect(&mut table);
+                }
+                table
+            }
+        };
         present::present(&mut table, query, lang, span_of(model, &query.region));
         Ok(table)
     }

@@ -78,6 +78,42 @@ pub fn protect(table: &mut Table) {
     }
 }
 
+/// The primary rule alone (for [`crate::linked::protect`], which decides the secondary
+/// suppressions of a whole release at once): person counts of 1-4 become
+/// [`Status::SuppressedPrimary`], `meta.exact` becomes `false`. A malformed table is
+/// suppressed whole, as in [`protect`]; whether it was well-formed is returned.
+pub fn protect_primary(table: &mut Table) -> bool {
+    table.meta.exact = false;
+    let cells = table.values.len();
+    table.status.resize(cells, Status::Shown);
+    let Some(shape) = Shape::of(table) else {
+        for status in &mut table.status {
+            if *status == Status::Shown {
+                *status = Status::SuppressedSecondary;
+            }
+        }
+        return false;
+    };
+    primary(table, &shape);
+    true
+}
+
+/// The derived rule alone, until nothing changes; whether it suppressed a person
+/// count (which the caller must then protect like any other suppressed count).
+pub fn protect_derived(table: &mut Table) -> bool {
+    let Some(shape) = Shape::of(table) else {
+        return false;
+    };
+    let mut persons = false;
+    loop {
+        let (changed, person) = derived_pass(table, &shape);
+        persons |= person;
+        if !changed {
+            return persons;
+        }
+    }
+}
+
 /// The margin relations of a table's person counts as lists of offsets (the items,
 /// then the margin they add up to); empty for a malformed table.
 pub fn person_relations(table: &Table) -> Vec<Vec<usize>> {

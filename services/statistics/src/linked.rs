@@ -41,7 +41,10 @@ use kpr_projection::table::Table;
 use crate::disclosure;
 
 mod audit;
+mod field;
+mod suppress;
 pub use audit::{Finding, Summary, summarise};
+pub use suppress::{Protection, protect};
 
 /// The narrowest interval a suppressed person count may be known to lie in.
 pub const WIDTH: i64 = 5;
@@ -520,6 +523,13 @@ mod tests {
         t
     }
 
+    /// The same table as published before any protection.
+    fn raw(mut t: Table) -> Table {
+        t.status = vec![Status::Shown; t.values.len()];
+        t.meta.exact = true;
+        t
+    }
+
     fn by_sex(region: &str, values: &[f64]) -> Table {
         table(
             "T2",
@@ -617,5 +627,148 @@ mod tests {
         assert_eq!(summary.exact, [0, 4, 0], "{summary:?}");
         assert_eq!(summary.relations[1], 1);
         assert!(findings.iter().all(|f| f.low == f.value));
+    }
+
+    #[test]
+    fn linked_protection_holds_where_per_table_protection_does_not() {
+        let tables = vec![
+            raw(by_sex("4601", &[2.0, 10.0, 6.0, 18.0])),
+            raw(by_sex("4602", &[20.0, 20.0, 6.0, 46.0])),
+            raw(by_sex("EK46", &[22.0, 30.0, 12.0, 64.0])),
+        ];
+        let mut protected = tables.clone();
+        let done = protect(&mut protected);
+        assert!(done.findings.is_empty(), "{done:?}");
+        let (summary, findings) = summarise(&protected);
+        assert!(summary.holds(), "{summary:?} {findings:?}");
+        assert_eq!(protected[0].status[0], Status::SuppressedPrimary);
+        assert_eq!(done.primary, 1);
+        assert!(done.secondary + done.widened >= 2, "{done:?}");
+        // Deterministic: the same tables give the same statuses.
+        let mut again = tables.clone();
+        protect(&mut again);
+        let statuses = |t: &[Table]| t.iter().map(|t| t.status.clone()).collect::<Vec<_>>();
+        assert_eq!(statuses(&again), statuses(&protected));
+    }
+
+    #[test]
+    fn linked_protection_covers_the_same_persons_in_two_figures() {
+        let t2 = raw(table(
+            "T2",
+            "1508",
+            vec![
+                dim("Tjeneste", &["21"], None, &[]),
+                dim("Alder", &["067-079", "080+", "999"], Some(2), &[0, 1]),
+                dim("Kjonn", &["1", "2", "0"], Some(2), &[0, 1]),
+            ],
+            &[("personer", Quantity::Persons)],
+            &[1.0, 0.0, 1.0, 6.0, 5.0, 11.0, 7.0, 5.0, 12.0],
+        ));
+        let i1 = raw(table(
+            "I1",
+            "1508",
+            Vec::new(),
+            &[
+                ("teller", Quantity::Persons),
+                ("nevner", Quantity::Population),
+                ("andel", Quantity::Share),
+            ],
+            &[11.0, 40.0, 11.0 / 40.0],
+        ));
+        let mut tables = vec![t2, i1];
+        let done = protect(&mut tables);
+        let (summary, findings) = summarise(&tables);
+        assert!(summary.holds(), "{summary:?} {findings:?} {done:?}");
+        // I1's numerator is T2's 80+ total: hidden in one, hidden in the other.
+        let t2_80 = tables[0].status[5];
+        assert_eq!(tables[1].status[0] == Status::Shown, t2_80 == Status::Shown);
+        assert_eq!(tables[0].status[0], Status::SuppressedPrimary);
+    }
+
+    #[test]
+    fn linked_protection_leaves_nothing_determined_on_random_tables() {
+        // Small counts in three municipalities of one county, by sex and two bands:
+        // many primary cells, every relation family but the cross-figure one.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut narrowed_once = 0;
+        for _ in 0..40 {
+            let munis = ["3401", "3403", "3405"];
+            let mut county = [0.0f64; 12];
+            let mut tables = Vec::new();
+            for m in munis {
+                let mut v = [0.0f64; 12];
+                // Alder (2 bands + all) x Kjonn (m, f, u, both).
+                for band in 0..2 {
+                    for sex in 0..3 {
+                        let x = (next() % 9) as f64;
+                        let x = if x > 6.0 { 0.0 } else { x };
+                        v[band * 4 + sex] = x;
+                    }
+                }
+                for band in 0..2 {
+                    v[band * 4 + 3] = (0..3).map(|s| v[band * 4 + s]).sum();
+                }
+                for sex in 0..4 {
+                    v[8 + sex] = v[sex] + v[4 + sex];
+                }
+                for (c, x) in county.iter_mut().zip(v) {
+                    *c += x;
+                }
+                tables.push(raw(table(
+                    "T2",
+                    m,
+                    vec![
+                        dim("Alder", &["000-066", "067+", "999"], Some(2), &[0, 1]),
+                        dim("Kjonn", &["1", "2", "9", "0"], Some(3), &[0, 1, 2]),
+                    ],
+                    &[("personer", Quantity::Persons)],
+                    &v,
+                )));
+            }
+            let mut c = tables[0].clone();
+            c.dimensions[0].categories[0].code = "EK34".into();
+            c.values = county.iter().map(|x| Some(*x)).collect();
+            tables.push(c);
+            // Elimination alone leaves nothing determined; the width pass then also
+            // leaves nothing narrowed.
+            let mut once = tables.clone();
+            let done = suppress::protect_rounds(&mut once, 1);
+            let (summary, findings) = summarise(&once);
+            assert_eq!(
+                summary.exact,
+                [0, 0, 0],
+                "{summary:?} {findings:?} {done:?}"
+            );
+            if summary.narrowed != [0, 0, 0] {
+                narrowed_once += 1;
+            }
+            let done = protect(&mut tables);
+            let (summary, findings) = summarise(&tables);
+            assert_eq!(
+                summary.exact,
+                [0, 0, 0],
+                "{summary:?} {findings:?} {done:?}"
+            );
+            assert_eq!(
+                summary.narrowed,
+                [0, 0, 0],
+                "{summary:?} {findings:?} {done:?}"
+            );
+            for table in &tables {
+                for (o, v) in table.values.iter().enumerate() {
+                    if v.is_some_and(disclosure::is_small) {
+                        assert_ne!(table.status[o], Status::Shown);
+                    }
+                }
+            }
+        }
+        // The width pass had work to do: elimination alone narrows some of them.
+        assert!(narrowed_once > 0, "the data never needed the width pass");
     }
 }

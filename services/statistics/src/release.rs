@@ -8,10 +8,11 @@ use std::path::Path;
 
 use kpr_domain::municipality::Registry;
 use kpr_projection::figures::{Figure, Query, compute_from};
+use kpr_projection::model::ReadModel;
 use kpr_projection::population::Region;
+use kpr_projection::snapshot::{Snapshot, people};
 
 use crate::api::{Format, Rendered, Statistics, render, span_of};
-use crate::disclosure;
 use crate::error::StatsError;
 use crate::labels::Lang;
 use crate::linked;
@@ -29,6 +30,101 @@ pub struct Manifest {
     pub log_position: String,
     /// Tables stored.
     pub tables: u64,
+}
+
+/// Protected tables, the query and region of each, and what the protection did.
+pub(crate) type Protected = (Vec<Table>, Vec<(Query, Region)>, linked::Protection);
+
+/// The tables of a release of `year` from one model generation at `position`: every
+/// figure for the nation, each county and each municipality, in that order, protected
+/// together as linked tables; with the query and region of each. `live`: the model is
+/// the service's own (its snapshots are cached), not a fold of a prefix.
+pub(crate) fn protected_tables(
+    model: &ReadModel,
+    position: &[(u32, u64)],
+    stats: &Statistics,
+    year: i32,
+    live: bool,
+) -> Result<Protected, StatsError> {
+    let mut regions = vec![Region::Nation];
+    regions.extend(
+        Registry::get()
+            .counties()
+            .map(|(c, _)| Region::County(c.to_string())),
+    );
+    regions.extend(
+        Registry::get()
+            .municipalities()
+            .map(|m| Region::Municipality(m.code.to_string())),
+    );
+    let mut all: Vec<Table> = Vec::new();
+    let mut rest: Vec<(Query, Region)> = Vec::new();
+    let people = (!live).then(|| std::sync::Arc::new(people(model)));
+    for region in regions {
+        let snapshot = match &people {
+            None => stats.snapshot(model, position, &region)?,
+            Some(people) => std::sync::Arc::new(Snapshot::take_with(
+                model,
+                &region,
+                std::sync::Arc::clone(people),
+            )),
+        };
+        for figure in Figure::ALL {
+            let query = Query::for_year(figure, region.clone(), year)
+                .ok_or_else(|| StatsError::BadRequest("year out of range".into()))?;
+            all.push(compute_from(
+                &snapshot,
+                position,
+                stats.population(),
+                &query,
+            ));
+            rest.push((query, region.clone()));
+        }
+    }
+    let protection = linked::protect(&mut all);
+    Ok((all, rest, protection))
+}
+
+/// The stored entries of a release's tables: key and bytes, two formats each.
+fn entries(
+    name: &str,
+    model: &ReadModel,
+    tables: Vec<Table>,
+    rest: Vec<(Query, Region)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(2 * tables.len());
+    for (mut table, (query, region)) in tables.into_iter().zip(rest) {
+        // Released in Norwegian, with notes and rounded values, and stored as bytes:
+        // what a release says never changes afterwards.
+        present::present(&mut table, &query, Lang::No, span_of(model, &region));
+        for format in [Format::JsonStat, Format::Csv] {
+            out.push((
+                key(name, &query.figure.id(), &region.code(), format),
+                encode(&render(&table, format)),
+            ));
+        }
+    }
+    out
+}
+
+/// What [`ReleaseStore::audit`] found.
+#[derive(Clone, Debug)]
+pub struct ReleaseAudit {
+    /// The release.
+    pub manifest: Manifest,
+    /// Stored tables the log reproduces byte for byte.
+    pub identical: u64,
+    /// Stored tables it does not (the first few, as `figure region format`), and how many.
+    pub differing: (Vec<String>, u64),
+    /// The linked-tables audit of the reproduced tables.
+    pub summary: linked::Summary,
+}
+
+impl ReleaseAudit {
+    /// Whether the release is reproduced exactly and gives nothing away.
+    pub fn holds(&self) -> bool {
+        self.differing.1 == 0 && self.summary.holds()
+    }
 }
 
 /// The release store (its own sled database in the data directory).
@@ -166,32 +262,11 @@ impl ReleaseStore {
             .read()
             .map_err(|_| StatsError::Internal("read model lock poisoned".into()))?;
         let position = model.reflected();
-        let mut regions = vec![Region::Nation];
-        regions.extend(
-            Registry::get()
-                .counties()
-                .map(|(c, _)| Region::County(c.to_string())),
-        );
-        regions.extend(
-            Registry::get()
-                .municipalities()
-                .map(|m| Region::Municipality(m.code.to_string())),
-        );
-        // Every table of the release first (so that the release can be audited as a
-        // whole), each protected by the per-table rules of SPEC 6.
-        let mut all: Vec<Table> = Vec::new();
-        let mut rest: Vec<(Query, Region)> = Vec::new();
-        for region in regions {
-            let snapshot = stats.snapshot(&model, &position, &region)?;
-            for figure in Figure::ALL {
-                let query = Query::for_year(figure, region.clone(), year)
-                    .ok_or_else(|| StatsError::BadRequest("year out of range".into()))?;
-                let mut table = compute_from(&snapshot, &position, stats.population(), &query);
-                disclosure::protect(&mut table);
-                all.push(table);
-                rest.push((query, region.clone()));
-            }
-        }
+        // The frame the public listener serves at this position: the release is cut
+        // from it, so both say the same.
+        let frame = stats.frame(&model, &position, year)?;
+        let all = frame.tables.clone();
+        let rest = frame.queries.clone();
         let summary = audit.then(|| {
             let started = std::time::Instant::now();
             let (summary, _) = linked::summarise(&all);
@@ -205,17 +280,9 @@ impl ReleaseStore {
         });
         let mut batch = sled::Batch::default();
         let mut tables = 0u64;
-        for (mut table, (query, region)) in all.into_iter().zip(rest) {
-            // Released in Norwegian, with notes and rounded values, and stored as
-            // bytes: what a release says never changes afterwards.
-            present::present(&mut table, &query, Lang::No, span_of(&model, &region));
-            for format in [Format::JsonStat, Format::Csv] {
-                batch.insert(
-                    key(name, &query.figure.id(), &region.code(), format),
-                    encode(&render(&table, format)),
-                );
-                tables += 1;
-            }
+        for (key, bytes) in entries(name, &model, all, rest) {
+            batch.insert(key, bytes);
+            tables += 1;
         }
         let manifest = Manifest {
             name: name.to_string(),
@@ -238,6 +305,71 @@ impl ReleaseStore {
             .map_err(storage)?;
         self.db.flush().map_err(storage)?;
         Ok((manifest, summary))
+    }
+
+    /// The manifest of release `name`.
+    pub fn manifest(&self, name: &str) -> Result<Manifest, StatsError> {
+        let value = self
+            .manifests
+            .get(name)
+            .map_err(storage)?
+            .ok_or_else(|| StatsError::NotFound(format!("no release {name}")))?;
+        let text = String::from_utf8_lossy(&value).to_string();
+        let mut lines = text.lines();
+        let year = lines.next().and_then(|l| l.parse().ok());
+        let log_position = lines.next().map(str::to_string);
+        let tables = lines.next().and_then(|l| l.parse().ok());
+        match (year, log_position, tables) {
+            (Some(year), Some(log_position), Some(tables)) => Ok(Manifest {
+                name: name.to_string(),
+                year,
+                log_position,
+                tables,
+            }),
+            _ => Err(StatsError::Internal(format!(
+                "release store: the manifest of {name} is damaged"
+            ))),
+        }
+    }
+
+    /// Re-derives release `name` from `model` (the log folded to the release's
+    /// position, which the caller does) and compares it with what is stored: the same
+    /// computation and protection must give the same bytes. Then audits the tables as
+    /// linked tables, as a reader holding the release would attack them.
+    pub fn audit(
+        &self,
+        stats: &Statistics,
+        model: &ReadModel,
+        name: &str,
+    ) -> Result<ReleaseAudit, StatsError> {
+        let manifest = self.manifest(name)?;
+        let position = model.reflected();
+        let (tables, rest, _) = protected_tables(model, &position, stats, manifest.year, false)?;
+        let (summary, _) = linked::summarise(&tables);
+        let mut identical = 0u64;
+        let mut differing = (Vec::new(), 0u64);
+        for (key, bytes) in entries(name, model, tables, rest) {
+            let stored = self.tables.get(&key).map_err(storage)?;
+            if stored.as_deref() == Some(bytes.as_slice()) {
+                identical += 1;
+            } else {
+                differing.1 += 1;
+                if differing.0.len() < 10 {
+                    let words: Vec<String> = key
+                        .split(|&b| b == 0)
+                        .skip(1)
+                        .map(|w| String::from_utf8_lossy(w).to_string())
+                        .collect();
+                    differing.0.push(words.join(" "));
+                }
+            }
+        }
+        Ok(ReleaseAudit {
+            manifest,
+            identical,
+            differing,
+            summary,
+        })
     }
 
     /// A table of a release.

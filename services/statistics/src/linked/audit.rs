@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kpr_projection::table::{Status, Table};
 
-use super::{Cells, Family, Relation, WIDTH, integral, is_person_cell, relations};
+use super::{Cells, Family, Relation, WIDTH, field, integral, is_person_cell, relations};
 
 /// A suppressed person count a reader can narrow below [`WIDTH`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +121,61 @@ pub struct Summary {
     pub exact: [usize; 3],
     /// Suppressed person counts narrowed below [`WIDTH`] (not exact), likewise.
     pub narrowed: [usize; 3],
+    /// The first [`DESCRIBED`] findings in words: the cell, what a reader can tell
+    /// about it, and published cells of the relations that pin it.
+    pub revealed: Vec<String>,
+}
+
+/// How many findings a [`Summary`] describes.
+pub const DESCRIBED: usize = 100;
+
+/// A cell in words: figure, region, each dimension's category code, and the value.
+fn describe(tables: &[Table], cells: &Cells, id: usize) -> String {
+    let (t, o) = cells.locate(id);
+    let table = &tables[t];
+    let coords = table.coords(o);
+    let mut parts = vec![table.figure.clone()];
+    for (dimension, &i) in table.dimensions.iter().zip(&coords) {
+        if let Some(category) = dimension.categories.get(i) {
+            parts.push(format!("{}={}", dimension.id, category.code));
+        }
+    }
+    let value = table.values.get(o).copied().flatten();
+    format!(
+        "{} = {}",
+        parts.join(" "),
+        value.map_or("..".to_string(), |v| v.to_string())
+    )
+}
+
+/// A finding in words.
+fn finding_text(tables: &[Table], cells: &Cells, finding: &Finding) -> String {
+    let families: Vec<&str> = finding.families.iter().map(|f| f.name()).collect();
+    let high = finding
+        .high
+        .map_or("unbounded".to_string(), |h| h.to_string());
+    let by: Vec<String> = finding
+        .revealed_by
+        .iter()
+        .map(|&id| describe(tables, cells, id))
+        .collect();
+    format!(
+        "{} is {} in [{}, {}] ({}), from {}",
+        describe(tables, cells, finding.cell),
+        if finding.exact {
+            "determined"
+        } else {
+            "narrowed"
+        },
+        finding.low,
+        high,
+        families.join(", "),
+        if by.is_empty() {
+            "the relations alone".to_string()
+        } else {
+            by.join("; ")
+        }
+    )
 }
 
 impl Summary {
@@ -226,17 +281,38 @@ pub fn summarise(tables: &[Table]) -> (Summary, Vec<Finding>) {
             summary.narrowed[*level] += 1;
         }
     }
+    summary.revealed = findings
+        .iter()
+        .take(DESCRIBED)
+        .map(|f| finding_text(tables, &cells, f))
+        .collect();
     (summary, findings)
 }
 
 /// The attacker's view of `tables` (exact values, their status as published): every
 /// suppressed person count that elimination determines or interval propagation pins to
 /// fewer than [`WIDTH`], with the relations' families and published cells involved.
-fn audit_with(tables: &[Table], cells: &Cells, relations: &[Relation]) -> Vec<Finding> {
+pub(super) fn audit_with(tables: &[Table], cells: &Cells, relations: &[Relation]) -> Vec<Finding> {
+    findings(tables, cells, relations, true)
+}
+
+/// Like [`audit_with`], by interval propagation only: the cells pinned below
+/// [`WIDTH`] (and those propagation pins exactly), without the elimination that finds
+/// the other exactly determined ones (the protection's own elimination rules them out).
+pub(super) fn narrowed(tables: &[Table], cells: &Cells, relations: &[Relation]) -> Vec<Finding> {
+    findings(tables, cells, relations, false)
+}
+
+fn findings(
+    tables: &[Table],
+    cells: &Cells,
+    relations: &[Relation],
+    eliminate: bool,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for (members, touching) in components(tables, cells, relations) {
         out.extend(audit_component(
-            tables, cells, relations, &members, &touching,
+            tables, cells, relations, &members, &touching, eliminate,
         ));
     }
     out.sort_by_key(|f| f.cell);
@@ -253,6 +329,7 @@ fn audit_component(
     relations: &[Relation],
     members: &[usize],
     touching: &[usize],
+    eliminate: bool,
 ) -> Vec<Finding> {
     let n = members.len();
     let column: HashMap<usize, usize> =
@@ -272,60 +349,106 @@ fn audit_component(
     }
     // Exact determination: unit vectors in the row space (elimination over a prime
     // field, exact for these small integer matrices).
-    let determined = determined_columns(rows.iter().map(|(r, _, _)| r.as_slice()));
-    // Interval propagation.
+    let determined = if eliminate {
+        determined_columns(rows.iter().map(|(r, _, _)| r.as_slice()))
+    } else {
+        BTreeSet::new()
+    };
+    // Interval propagation, row by row from a work list: a row is looked at again
+    // only when a bound of one of its cells moved.
     let mut low = vec![0i64; n];
     let mut high: Vec<Option<i64>> = vec![None; n];
-    for _ in 0..200 {
-        let mut changed = false;
-        for (row, rhs, _) in &rows {
-            for &(j, c) in row {
-                // c * y_j = rhs - sum_{k != j} c_k y_k.
-                let mut min_rest: Option<i64> = Some(0);
-                let mut max_rest: Option<i64> = Some(0);
-                for &(k, ck) in row {
-                    if k == j {
-                        continue;
-                    }
-                    let (lo, hi) = (low[k], high[k]);
-                    let (a, b) = if ck > 0 {
-                        (Some(ck * lo), hi.map(|h| ck * h))
-                    } else {
-                        (hi.map(|h| ck * h), Some(ck * lo))
-                    };
-                    min_rest = min_rest.zip(a).map(|(x, y)| x + y);
-                    max_rest = max_rest.zip(b).map(|(x, y)| x + y);
-                }
-                // c*y_j in [rhs - max_rest, rhs - min_rest].
-                let lo_cy = max_rest.map(|m| rhs - m);
-                let hi_cy = min_rest.map(|m| rhs - m);
-                let (lo_y, hi_y) = if c > 0 {
-                    (
-                        lo_cy.map(|v| div_ceil(v, c)),
-                        hi_cy.map(|v| v.div_euclid(c)),
-                    )
-                } else {
-                    (
-                        hi_cy.map(|v| div_ceil(-v, -c)),
-                        lo_cy.map(|v| (-v).div_euclid(-c)),
-                    )
-                };
-                if let Some(l) = lo_y
-                    && l > low[j]
-                {
-                    low[j] = l;
-                    changed = true;
-                }
-                if let Some(h) = hi_y
-                    && high[j].is_none_or(|old| h < old)
-                {
-                    high[j] = Some(h);
-                    changed = true;
-                }
+    let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (r, (row, _, _)) in rows.iter().enumerate() {
+        for &(j, _) in row {
+            rows_of[j].push(r);
+        }
+    }
+    let mut queued = vec![true; rows.len()];
+    let mut work: std::collections::VecDeque<usize> = (0..rows.len()).collect();
+    // A bound far outside any count: the propagation has met an inconsistency or a
+    // runaway, and stops (the published values are consistent, so neither happens).
+    const LIMIT: i64 = 1 << 40;
+    let mut steps = 0usize;
+    let budget = 200 * rows.len().max(1);
+    while let Some(r) = work.pop_front() {
+        queued[r] = false;
+        steps += 1;
+        if steps > budget {
+            break;
+        }
+        let (row, rhs, _) = &rows[r];
+        // Each term's range of c * y, and their sums (an unbounded upper end counted).
+        let range = |c: i64, lo: i64, hi: Option<i64>| -> (Option<i64>, Option<i64>) {
+            if c > 0 {
+                (Some(c * lo), hi.map(|h| c * h))
+            } else {
+                (hi.map(|h| c * h), Some(c * lo))
+            }
+        };
+        let (mut sum_min, mut sum_max) = (0i64, 0i64);
+        let (mut open_min, mut open_max) = (0usize, 0usize);
+        for &(k, ck) in row {
+            let (a, b) = range(ck, low[k], high[k]);
+            match a {
+                Some(a) => sum_min += a,
+                None => open_min += 1,
+            }
+            match b {
+                Some(b) => sum_max += b,
+                None => open_max += 1,
             }
         }
-        if !changed {
-            break;
+        for &(j, c) in row {
+            let (a, b) = range(c, low[j], high[j]);
+            // The other terms' ranges: the sums without this one.
+            let min_rest = match a {
+                Some(a) if open_min == 0 => Some(sum_min - a),
+                None if open_min == 1 => Some(sum_min),
+                _ => None,
+            };
+            let max_rest = match b {
+                Some(b) if open_max == 0 => Some(sum_max - b),
+                None if open_max == 1 => Some(sum_max),
+                _ => None,
+            };
+            // c*y_j in [rhs - max_rest, rhs - min_rest].
+            let lo_cy = max_rest.map(|m| rhs - m);
+            let hi_cy = min_rest.map(|m| rhs - m);
+            let (lo_y, hi_y) = if c > 0 {
+                (
+                    lo_cy.map(|v| div_ceil(v, c)),
+                    hi_cy.map(|v| v.div_euclid(c)),
+                )
+            } else {
+                (
+                    hi_cy.map(|v| div_ceil(-v, -c)),
+                    lo_cy.map(|v| (-v).div_euclid(-c)),
+                )
+            };
+            let mut moved = false;
+            if let Some(l) = lo_y
+                && l > low[j]
+                && l < LIMIT
+            {
+                low[j] = l;
+                moved = true;
+            }
+            if let Some(h) = hi_y
+                && high[j].is_none_or(|old| h < old)
+                && h > -LIMIT
+            {
+                high[j] = Some(h);
+                moved = true;
+            }
+            if moved {
+                for &other in &rows_of[j] {
+                    if !queued[other] {
+                        queued[other] = true;
+                        work.push_back(other);
+                    }
+                }
+            }
         }
     }
     let mut out = Vec::new();
@@ -368,28 +491,6 @@ fn div_ceil(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
 }
 
-const PRIME: u64 = (1 << 61) - 1;
-
-fn mul_mod(a: u64, b: u64) -> u64 {
-    ((a as u128 * b as u128) % PRIME as u128) as u64
-}
-
-fn pow_mod(mut a: u64, mut e: u64) -> u64 {
-    let mut r = 1;
-    while e > 0 {
-        if e & 1 == 1 {
-            r = mul_mod(r, a);
-        }
-        a = mul_mod(a, a);
-        e >>= 1;
-    }
-    r
-}
-
-fn to_field(c: i64) -> u64 {
-    c.rem_euclid(PRIME as i64) as u64
-}
-
 /// Columns `j` whose unit vector lies in the row space of `rows`:
 /// those a reader can solve for exactly.
 fn determined_columns<'a>(rows: impl Iterator<Item = &'a [(usize, i64)]>) -> BTreeSet<usize> {
@@ -399,7 +500,7 @@ fn determined_columns<'a>(rows: impl Iterator<Item = &'a [(usize, i64)]>) -> BTr
         let mut v: BTreeMap<usize, u64> = BTreeMap::new();
         for &(j, c) in row {
             let e = v.entry(j).or_insert(0);
-            *e = (*e + to_field(c)) % PRIME;
+            *e = field::add(*e, field::of(c));
         }
         v.retain(|_, x| *x != 0);
         // Reduce by existing pivots.
@@ -407,23 +508,23 @@ fn determined_columns<'a>(rows: impl Iterator<Item = &'a [(usize, i64)]>) -> BTr
             let f = v[&p];
             for (&j, &x) in &basis[&p] {
                 let e = v.entry(j).or_insert(0);
-                *e = (*e + PRIME - mul_mod(f, x)) % PRIME;
+                *e = field::sub(*e, field::mul(f, x));
             }
             v.retain(|_, x| *x != 0);
         }
         let Some((&p, &lead)) = v.iter().next() else {
             continue;
         };
-        let inv = pow_mod(lead, PRIME - 2);
+        let inv = field::inv(lead);
         for x in v.values_mut() {
-            *x = mul_mod(*x, inv);
+            *x = field::mul(*x, inv);
         }
         // Eliminate p from the other basis rows.
         for other in basis.values_mut() {
             if let Some(&f) = other.get(&p) {
                 for (&j, &x) in &v {
                     let e = other.entry(j).or_insert(0);
-                    *e = (*e + PRIME - mul_mod(f, x)) % PRIME;
+                    *e = field::sub(*e, field::mul(f, x));
                 }
                 other.retain(|_, x| *x != 0);
             }
