@@ -37,7 +37,10 @@ def free_port() -> int:
 
 
 def fetch(url: str):
-    with urllib.request.urlopen(url, timeout=60) as r:
+    # A public answer of a year waits for that year's whole frame to be protected as
+    # linked tables (once per model generation); an answer over six years waits for six
+    # of them, which a debug build takes minutes over.
+    with urllib.request.urlopen(url, timeout=900) as r:
         return r.read().decode("utf-8"), dict(r.headers)
 
 

@@ -327,7 +327,7 @@ impl Frame {
 }
 
 /// Years of frames kept (the newest position of each).
-const FRAMES_MAX: usize = 4;
+const FRAMES_MAX: usize = 12;
 
 /// Snapshots of the read model at one position: the people of all regions, and each
 /// region's snapshot once asked for. Replaced whenever the model moves.
