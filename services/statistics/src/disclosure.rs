@@ -48,31 +48,17 @@ pub fn is_small(count: f64) -> bool {
 /// dimensions, or a last dimension not matching `measures`) cannot be checked, so
 /// every cell of it is suppressed.
 pub fn protect(table: &mut Table) {
-    table.meta.exact = false;
-    let cells = table.values.len();
-    table.status.resize(cells, Status::Shown);
+    if !protect_primary(table) {
+        return;
+    }
     let Some(shape) = Shape::of(table) else {
-        for status in &mut table.status {
-            if *status == Status::Shown {
-                *status = Status::SuppressedSecondary;
-            }
-        }
         return;
     };
-    primary(table, &shape);
     let relations = relations(table, &shape);
     loop {
         while secondary_pass(table, &relations) {}
-        let mut person_cells_changed = false;
-        loop {
-            let (changed, persons) = derived_pass(table, &shape);
-            person_cells_changed |= persons;
-            if !changed {
-                break;
-            }
-        }
         // Only a derived person count (unusual) can break a relation again.
-        if !person_cells_changed {
+        if !protect_derived(table) {
             break;
         }
     }

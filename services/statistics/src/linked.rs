@@ -530,6 +530,37 @@ mod tests {
         t
     }
 
+    /// T2 code 21 in 1508: 67-79 one man, no woman; 80+ six men, five women
+    /// (protected per table).
+    fn long_term_t2() -> Table {
+        table(
+            "T2",
+            "1508",
+            vec![
+                dim("Tjeneste", &["21"], None, &[]),
+                dim("Alder", &["067-079", "080+", "999"], Some(2), &[0, 1]),
+                dim("Kjonn", &["1", "2", "0"], Some(2), &[0, 1]),
+            ],
+            &[("personer", Quantity::Persons)],
+            &[1.0, 0.0, 1.0, 6.0, 5.0, 11.0, 7.0, 5.0, 12.0],
+        )
+    }
+
+    /// I1 in 1508, whose numerator is [`long_term_t2`]'s 80+ total (11 of 40).
+    fn long_term_i1() -> Table {
+        table(
+            "I1",
+            "1508",
+            Vec::new(),
+            &[
+                ("teller", Quantity::Persons),
+                ("nevner", Quantity::Population),
+                ("andel", Quantity::Share),
+            ],
+            &[11.0, 40.0, 11.0 / 40.0],
+        )
+    }
+
     fn by_sex(region: &str, values: &[f64]) -> Table {
         table(
             "T2",
@@ -596,33 +627,13 @@ mod tests {
     #[test]
     fn long_term_residents_are_recovered_across_figures() {
         // T2 code 21: 67-79 one man, no woman; 80+ six men, five women.
-        let t2 = table(
-            "T2",
-            "1508",
-            vec![
-                dim("Tjeneste", &["21"], None, &[]),
-                dim("Alder", &["067-079", "080+", "999"], Some(2), &[0, 1]),
-                dim("Kjonn", &["1", "2", "0"], Some(2), &[0, 1]),
-            ],
-            &[("personer", Quantity::Persons)],
-            &[1.0, 0.0, 1.0, 6.0, 5.0, 11.0, 7.0, 5.0, 12.0],
-        );
+        let t2 = long_term_t2();
         let hidden = t2.status.iter().filter(|s| **s != Status::Shown).count();
         assert_eq!(hidden, 4, "{:?}", t2.status);
         let alone = vec![t2.clone()];
         assert!(summarise(&alone).0.holds(), "the table alone holds");
         // I1's numerator (code-21 residents 80+) is T2's hidden 80+ cell, published.
-        let i1 = table(
-            "I1",
-            "1508",
-            Vec::new(),
-            &[
-                ("teller", Quantity::Persons),
-                ("nevner", Quantity::Population),
-                ("andel", Quantity::Share),
-            ],
-            &[11.0, 40.0, 11.0 / 40.0],
-        );
+        let i1 = long_term_i1();
         let (summary, findings) = summarise(&[t2, i1]);
         assert_eq!(summary.exact, [0, 4, 0], "{summary:?}");
         assert_eq!(summary.relations[1], 1);
@@ -653,28 +664,8 @@ mod tests {
 
     #[test]
     fn linked_protection_covers_the_same_persons_in_two_figures() {
-        let t2 = raw(table(
-            "T2",
-            "1508",
-            vec![
-                dim("Tjeneste", &["21"], None, &[]),
-                dim("Alder", &["067-079", "080+", "999"], Some(2), &[0, 1]),
-                dim("Kjonn", &["1", "2", "0"], Some(2), &[0, 1]),
-            ],
-            &[("personer", Quantity::Persons)],
-            &[1.0, 0.0, 1.0, 6.0, 5.0, 11.0, 7.0, 5.0, 12.0],
-        ));
-        let i1 = raw(table(
-            "I1",
-            "1508",
-            Vec::new(),
-            &[
-                ("teller", Quantity::Persons),
-                ("nevner", Quantity::Population),
-                ("andel", Quantity::Share),
-            ],
-            &[11.0, 40.0, 11.0 / 40.0],
-        ));
+        let t2 = raw(long_term_t2());
+        let i1 = raw(long_term_i1());
         let mut tables = vec![t2, i1];
         let done = protect(&mut tables);
         let (summary, findings) = summarise(&tables);

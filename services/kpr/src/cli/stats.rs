@@ -89,6 +89,17 @@ pub struct StatsArgs {
     pub client: ClientArgs,
 }
 
+/// An operator's client for the release endpoints, which wait for a year's frame to be
+/// protected as linked tables: minutes for a national frame, not seconds.
+fn release_client(args: &ClientArgs) -> anyhow::Result<kpr::http_client::Client> {
+    let client_config = args.config()?;
+    let token =
+        kpr::trust::Tokens::from_config(&client_config)?.for_role(kpr_auth::Role::Operator)?;
+    let mut client = kpr::trust::http_client(&client_config, token)?;
+    client.timeout = Some(std::time::Duration::from_secs(3600));
+    Ok(client)
+}
+
 /// `kpr publish`.
 pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let url = format!(
@@ -98,12 +109,7 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         args.year,
         if args.audit { "&audit=true" } else { "" }
     );
-    let client_config = args.client.config()?;
-    let token =
-        kpr::trust::Tokens::from_config(&client_config)?.for_role(kpr_auth::Role::Operator)?;
-    let mut client = kpr::trust::http_client(&client_config, token)?;
-    // Protecting a national release as linked tables takes minutes, not seconds.
-    client.timeout = Some(std::time::Duration::from_secs(3600));
+    let client = release_client(&args.client)?;
     let response = tokio::task::spawn_blocking(move || client.post(&url))
         .await??
         .expect_status(201)?;
@@ -119,11 +125,7 @@ pub async fn audit_release(args: AuditReleaseArgs) -> anyhow::Result<()> {
         args.admin_endpoint.trim_end_matches('/'),
         args.name
     );
-    let client_config = args.client.config()?;
-    let token =
-        kpr::trust::Tokens::from_config(&client_config)?.for_role(kpr_auth::Role::Operator)?;
-    let mut client = kpr::trust::http_client(&client_config, token)?;
-    client.timeout = Some(std::time::Duration::from_secs(3600));
+    let client = release_client(&args.client)?;
     let response = tokio::task::spawn_blocking(move || client.get(&url)).await??;
     match response.status {
         200 => {
